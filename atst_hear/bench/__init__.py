@@ -1,0 +1,1 @@
+"""Benchmarking: HEAR task folders, dataset converters, embedding cache, protocols, reports."""
