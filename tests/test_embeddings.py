@@ -199,3 +199,19 @@ def test_bad_audio_is_rejected_with_a_reason(frame_encoder):
 def test_float64_input_gives_float32_output(frame_encoder):
     model = ATSTEmbedder(frame_encoder)
     assert model.scene_embeddings(torch.rand(1, 16000, dtype=torch.float64)).dtype == torch.float32
+
+
+def test_twenty_minutes_run_in_bounded_passes(frame_encoder, monkeypatch):
+    """HEAR allows 20 min of audio: passes stay under max_batch_tokens, scene memory is flat."""
+    model = ATSTEmbedder(frame_encoder, max_batch_tokens=2000)
+    pass_tokens = []
+    original = frame_encoder.forward
+
+    def spy(mel, *args, **kwargs):
+        pass_tokens.append(mel.shape[0] * (mel.shape[-1] // 4))
+        return original(mel, *args, **kwargs)
+
+    monkeypatch.setattr(frame_encoder, "forward", spy)
+    scene = model.scene_embeddings(torch.rand(1, 20 * 60 * 16000) * 2 - 1)
+    assert scene.shape == (1, 384) and bool(torch.isfinite(scene).all())
+    assert sum(pass_tokens) == 30000 and max(pass_tokens) <= 2000
