@@ -15,6 +15,7 @@ import sys
 COMMAND_MODULES = (
     "atst_hear.hear.commands",
     "atst_hear.bench.commands",
+    "atst_hear.bench.prepare.commands",
 )
 
 
