@@ -118,6 +118,7 @@ def test_pickled_code_is_refused_unless_trusted(tmp_path, official_fixtures):
     assert load_encoder(tmp_path / "callable.ckpt", trust_checkpoint=True).config.width == 128
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_broken_files_give_clear_errors(tmp_path, official_fixtures):
     with pytest.raises(CheckpointError, match="does not exist"):
         load_encoder(tmp_path / "missing.ckpt")
