@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-slow lint format benchmark bench-embed clean
+.PHONY: install test test-slow lint format benchmark bench-embed clean pretrain-demo
 
 install: $(INSTALLED)
 
@@ -36,3 +36,19 @@ benchmark: bench-embed
 
 clean:
 	rm -rf build *.egg-info .pytest_cache .ruff_cache
+
+# tiny ATST-Frame pre-trained on the demo suite's training audio (CPU), then a linear probe
+# against random initialisation (docs/pretraining.md); re-running resumes / reuses finished work
+DEMO_TASKS ?= demo-tasks
+PRETRAIN_DEMO ?= runs/pretrain-demo
+
+pretrain-demo: install
+	@start=$$(date +%s); \
+	$(VENV)/bin/atst-hear demo-tasks $(DEMO_TASKS) && \
+	$(VENV)/bin/atst-hear pretrain --flavour frame --arch tiny --accelerator cpu --devices 1 \
+		--data '$(DEMO_TASKS)/*/16000/train' --out $(PRETRAIN_DEMO) --resume && \
+	$(VENV)/bin/atst-hear bench --suite benchmarks/pretrain/demo-probe.yaml --quiet --device cpu \
+		--tasks-dir $(DEMO_TASKS) --checkpoint pretrained=$(PRETRAIN_DEMO)/atst_frame.ckpt \
+		--out $(PRETRAIN_DEMO)/probe && \
+	grep '^| tiny-frame' $(PRETRAIN_DEMO)/probe/summary.md && \
+	echo "pretrain-demo: $$(( $$(date +%s) - start )) s; load average $$(cut -d' ' -f1-3 /proc/loadavg) on $$(nproc) cores"

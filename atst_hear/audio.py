@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -58,14 +59,24 @@ def read_audio(path: str | os.PathLike, sample_rate: int | None = SAMPLE_RATE) -
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: no such audio file")
+    return decode_audio(str(path), str(path), sample_rate)
+
+
+def decode_audio(
+    source: str | BinaryIO, name: str, sample_rate: int | None = SAMPLE_RATE
+) -> torch.Tensor:
+    """:func:`read_audio` for a path or an open binary file (e.g. a member of a tar shard).
+
+    ``name`` identifies the audio in error messages.
+    """
     try:
-        data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+        data, file_sr = sf.read(source, dtype="float32", always_2d=True)
     except Exception as err:  # soundfile raises several unrelated types for corrupt files
-        raise AudioError(f"{path}: cannot decode audio ({err})") from err
+        raise AudioError(f"{name}: cannot decode audio ({err})") from err
     if data.shape[0] == 0:
-        raise AudioError(f"{path}: audio file holds no samples")
+        raise AudioError(f"{name}: audio file holds no samples")
     if not np.isfinite(data).all():
-        raise AudioError(f"{path}: audio contains NaN or Inf samples")
+        raise AudioError(f"{name}: audio contains NaN or Inf samples")
     wave = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
     if sample_rate is not None:
         wave = resample(wave, file_sr, sample_rate)

@@ -16,6 +16,8 @@ COMMAND_MODULES = (
     "atst_hear.hear.commands",
     "atst_hear.bench.commands",
     "atst_hear.bench.prepare.commands",
+    "atst_hear.bench.demo.commands",
+    "atst_hear.pretrain.commands",
 )
 
 

@@ -1,4 +1,4 @@
-"""``atst-hear validate-task``."""
+"""``atst-hear validate-task``, ``atst-hear bench`` and ``atst-hear report``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,12 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    register_validate_task(subparsers)
+    register_bench(subparsers)
+    register_report(subparsers)
+
+
+def register_validate_task(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "validate-task",
         help="check HEAR task folders (metadata, vocabulary, split files, audio, event times)",
@@ -33,3 +39,107 @@ def run_validate_task(args: argparse.Namespace) -> int:
         )
         failed += bool(errors)
     return 1 if failed else 0
+
+
+def _parse_checkpoints(values: list[str]) -> dict[str, str]:
+    checkpoints = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--checkpoint expects NAME=PATH, got {value!r}")
+        checkpoints[name] = path
+    return checkpoints
+
+
+def _csv_list(text: str | None) -> list[str] | None:
+    return None if text is None else [item.strip() for item in text.split(",") if item.strip()]
+
+
+def register_bench(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="run a benchmark suite (models x tasks x protocols x seeds x folds), resumably",
+    )
+    parser.add_argument("--suite", required=True, help="suite YAML (e.g. benchmarks/paper.yaml)")
+    parser.add_argument("--out", required=True, help="output folder (re-use it to resume)")
+    parser.add_argument("--tasks-dir", help="folder holding the suite's task folders")
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="path of a checkpoint the suite names (repeatable)",
+    )
+    parser.add_argument("--models", help="comma-separated model names to run (default: all)")
+    parser.add_argument("--tasks", help="comma-separated task names to run (default: all)")
+    parser.add_argument("--protocols", help="comma-separated protocols to run (default: all)")
+    parser.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
+    parser.add_argument("--jobs", type=int, default=1, help="units run in parallel processes")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--threads", type=int, help="torch threads per unit")
+    parser.add_argument("--no-report", action="store_true", help="do not write the report")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(run=run_bench)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import sys
+
+    from . import runner
+    from .report import write_report
+    from .suite import load_suite
+
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+    suite = load_suite(args.suite, args.tasks_dir, _parse_checkpoints(args.checkpoint))
+    seeds = _csv_list(args.seeds)
+    try:
+        seed_values = None if seeds is None else [int(s) for s in seeds]
+    except ValueError:
+        raise ValueError(f"--seeds expects comma-separated integers, got {args.seeds!r}") from None
+    selection = runner.plan(
+        suite, _csv_list(args.models), _csv_list(args.tasks), _csv_list(args.protocols), seed_values
+    )
+    print(f"{len(selection.units)} units ({len(selection.skipped)} protocol/task pairs skipped)")
+    summary = runner.run(
+        suite,
+        args.out,
+        selection,
+        jobs=args.jobs,
+        device=args.device,
+        threads=args.threads,
+        progress=not args.quiet,
+        command=sys.argv,
+    )
+    if not args.no_report:
+        written = write_report(args.out)
+        print(f"report: {written['summary']}")
+    print(
+        f"{len(summary.done)} units run, {len(summary.reused)} reused, {len(summary.failed)} failed"
+    )
+    for unit, message in summary.failed.items():
+        print(f"  FAILED {unit}: {message}")
+    return 0 if summary.ok else 1
+
+
+def register_report(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report", help="write scores.csv, summary.md and plots for a benchmark output folder"
+    )
+    parser.add_argument("out", metavar="DIR", help="benchmark output folder")
+    parser.add_argument(
+        "--reference",
+        action="append",
+        metavar="CSV",
+        help="published-number tables (default: the suite's references)",
+    )
+    parser.set_defaults(run=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    written = write_report(args.out, args.reference)
+    for path in written.values():
+        print(path)
+    return 0

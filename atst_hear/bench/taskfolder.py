@@ -45,6 +45,8 @@ SCORES = (
     "segment_1s_er",
     "psds1",
     "psds2",
+    "psds1_sed_scores_eval",
+    "psds2_sed_scores_eval",
     "intersection_f1",
 )
 REQUIRED_METADATA = (

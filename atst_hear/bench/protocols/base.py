@@ -1,0 +1,125 @@
+"""What every protocol provides to the runner, and what the runner gives a protocol to run.
+
+A protocol is a named, versioned recipe with default hyper-parameters (overridable in a suite).
+The runner asks it which units a task needs (:meth:`Protocol.fold_units`: one per test fold, or
+one for all folds when the folds are not independent) and runs each with a :class:`UnitContext`.
+A unit returns one :class:`FoldResult` per test fold it covers; it may keep partial state in
+``ctx.workdir`` so that an interrupted unit resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..cache import EmbeddingCache, ModelSpec
+from ..taskfolder import TaskFolder
+
+
+@dataclass
+class UnitContext:
+    task: TaskFolder
+    model: ModelSpec  # embedding options of the protocol already merged in
+    cache: EmbeddingCache
+    params: dict[str, Any]
+    seed: int
+    fold: str
+    workdir: Path
+    device: str = "cpu"
+    progress: bool = True
+
+    def log(self, message: str) -> None:
+        if self.progress:
+            print(f"[{self.model.name} {self.task.name} fold {self.fold}] {message}", flush=True)
+
+
+@dataclass
+class FoldResult:
+    fold: str
+    scores: dict[str, float]
+    primary: str
+    valid_source: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fold": self.fold,
+            "primary": self.primary,
+            "valid_source": self.valid_source,
+            "scores": {k: _json_float(v) for k, v in self.scores.items()},
+            "details": self.details,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FoldResult:
+        scores = {k: float("nan") if v is None else float(v) for k, v in data["scores"].items()}
+        return cls(
+            data["fold"], scores, data["primary"], data["valid_source"], dict(data["details"])
+        )
+
+
+def _json_float(value: float) -> float | str | None:
+    """JSON has no NaN/Inf: NaN becomes null, infinities the strings "inf" / "-inf"."""
+    value = float(value)
+    if np.isnan(value):
+        return None
+    if np.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+ALL_FOLDS = "all"
+
+
+class Protocol:
+    name: str = ""
+    version: int = 1
+    description: str = ""
+    defaults: dict[str, Any] = {}
+    embedding_kind: str | None = None  # "scene" | "timestamp" | "task" (by task) | None (raw audio)
+    seeded: bool = True  # False: results do not depend on the seed, one seed is enough
+
+    def supports(self, task: TaskFolder) -> str | None:
+        """None if the protocol can run on the task, else the reason it cannot."""
+        return None
+
+    def kind_for(self, task: TaskFolder) -> str | None:
+        if self.embedding_kind == "task":
+            return "timestamp" if task.is_event else "scene"
+        return self.embedding_kind
+
+    def fold_units(self, task: TaskFolder, params: Mapping[str, Any]) -> list[str]:
+        """Test folds run as separate units (default: one per test split)."""
+        return sorted(task.splits) if task.is_kfold else ["test"]
+
+    def resolve_params(self, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+        params = copy.deepcopy(self.defaults)
+        unknown = sorted(set(overrides or {}) - set(params))
+        if unknown:
+            raise ValueError(
+                f"protocol {self.name!r}: unknown parameters {unknown}; known: {sorted(params)}"
+            )
+        params.update(copy.deepcopy(dict(overrides or {})))
+        return params
+
+    def run(self, ctx: UnitContext) -> list[FoldResult]:
+        raise NotImplementedError
+
+
+def seed_everything(seed: int) -> None:
+    """Seed the global generators too (code that does not take a generator uses them)."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def as_tensor(array: np.ndarray, device: str) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32, device=device)

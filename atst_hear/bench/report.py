@@ -1,0 +1,487 @@
+"""Tables and plots from a benchmark output folder (``atst-hear report``).
+
+Writes into the output folder:
+
+* ``scores.csv``: one row per finished unit and test fold, every score, and where it came from
+  (recipe, task checksum, toolkit version, git commit, machine);
+* ``summary.md``: mean ± std and run count per (model, task, protocol) of the primary score, next
+  to the matching published number with its protocol and source, the difference, and a flag
+  where the protocols differ; failed and skipped units; provenance;
+* ``plots/``: per-task bars against published values (error bars: std over runs), PSD-ROC
+  curves of SED units, per-layer curves when a suite sweeps a model option (``n_blocks``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..fileio import atomic_output, write_text_atomic
+from . import provenance
+
+REFERENCE_COLUMNS = (
+    "model",
+    "task",
+    "metric",
+    "value",
+    "plus_minus",
+    "unit",
+    "protocol",
+    "comparable_protocol",
+    "source",
+    "note",
+)
+_FIXED_COLUMNS = [
+    "model",
+    "model_reference",
+    "variant_of",
+    "variant",
+    "task",
+    "task_reference",
+    "protocol",
+    "seed",
+    "fold",
+    "metric",
+    "value",
+    "valid_source",
+]
+_PROVENANCE_COLUMNS = [
+    "protocol_version",
+    "params",
+    "task_checksum",
+    "checkpoint_sha256",
+    "toolkit_version",
+    "git_commit",
+    "device",
+    "gpu",
+    "cpu",
+    "elapsed_s",
+    "unit_dir",
+]
+
+
+# --- collecting -------------------------------------------------------------------------------
+def collect_results(out: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Rows of every finished unit's folds, and the units whose last attempt failed."""
+    rows, failures = [], []
+    for result_dir in sorted({p.parent for p in (out / "units").rglob("*.json")}):
+        result_file, error_file = result_dir / "result.json", result_dir / "error.json"
+        if result_file.is_file():
+            rows += _rows(json.loads(result_file.read_text()), result_dir, out)
+        elif error_file.is_file():
+            failures.append(json.loads(error_file.read_text()))
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame, failures
+    score_columns = sorted(
+        c for c in frame.columns if c not in _FIXED_COLUMNS + _PROVENANCE_COLUMNS
+    )
+    return frame[_FIXED_COLUMNS + score_columns + _PROVENANCE_COLUMNS], failures
+
+
+def _rows(result: dict[str, Any], unit_dir: Path, out: Path) -> list[dict[str, Any]]:
+    model, task, recipe, prov = (
+        result["model"],
+        result["task"],
+        result["recipe"],
+        result["provenance"],
+    )
+    rows = []
+    for fold in result["folds"]:
+        scores = {k: _float(v) for k, v in fold["scores"].items()}
+        rows.append(
+            {
+                "model": result["unit"]["model"],
+                "model_reference": model.get("reference"),
+                "variant_of": model.get("variant_of"),
+                "variant": json.dumps(model.get("variant") or {}, sort_keys=True),
+                "task": result["unit"]["task"],
+                "task_reference": task.get("reference"),
+                "protocol": recipe["protocol"],
+                "seed": recipe["seed"],
+                "fold": fold["fold"],
+                "metric": fold["primary"],
+                "value": scores.get(fold["primary"], math.nan),
+                "valid_source": fold["valid_source"],
+                **scores,
+                "protocol_version": recipe["version"],
+                "params": json.dumps(recipe["params"], sort_keys=True),
+                "task_checksum": task.get("checksum"),
+                "checkpoint_sha256": model.get("checkpoint_sha256"),
+                "toolkit_version": prov.get("toolkit_version"),
+                "git_commit": prov.get("git_commit"),
+                "device": prov.get("machine", {}).get("device"),
+                "gpu": prov.get("machine", {}).get("gpu"),
+                "cpu": prov.get("machine", {}).get("cpu"),
+                "elapsed_s": result.get("elapsed_s"),
+                "unit_dir": str(unit_dir.relative_to(out)),
+            }
+        )
+    return rows
+
+
+def _float(value: Any) -> float:
+    if value is None:
+        return math.nan
+    return float(value)  # "inf" / "-inf" strings parse too
+
+
+# --- references -------------------------------------------------------------------------------
+def load_references(paths: list[Path]) -> pd.DataFrame:
+    frames = []
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"reference table {path} does not exist")
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        missing = [c for c in REFERENCE_COLUMNS if c not in frame.columns]
+        if missing:
+            raise ValueError(
+                f"{path}: missing columns {missing}; expected {list(REFERENCE_COLUMNS)}"
+            )
+        for line, unit in enumerate(frame["unit"], start=2):
+            if unit not in ("percent", "fraction"):
+                raise ValueError(
+                    f"{path}:{line}: unit must be 'percent' or 'fraction', got {unit!r}"
+                )
+        frame["file"] = str(path)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=[*REFERENCE_COLUMNS, "file"])
+    return pd.concat(frames, ignore_index=True)
+
+
+@dataclass
+class Published:
+    value: float
+    plus_minus: str
+    unit: str
+    protocol: str
+    source: str
+    mismatch: bool
+
+
+def match_reference(references: pd.DataFrame, model, task, metric, protocol) -> Published | None:
+    """The published number for a group: the model's own row of the same protocol, else its row
+    of another protocol, else a row for any model (``*``, e.g. a leaderboard best)."""
+    if not task or references.empty:
+        return None
+    rows = references[(references.task == task) & (references.metric == metric)]
+    own = rows[rows.model == model] if model else rows.iloc[0:0]
+    anyone = rows[rows.model == "*"]
+    for candidates in (
+        own[own.comparable_protocol == protocol],
+        own,
+        anyone[anyone.comparable_protocol == protocol],
+        anyone,
+    ):
+        if not candidates.empty:
+            row = candidates.iloc[0]
+            return Published(
+                float(row.value),
+                row.plus_minus,
+                row.unit,
+                row.protocol,
+                row.source,
+                row.comparable_protocol != protocol,
+            )
+    return None
+
+
+# --- summary ----------------------------------------------------------------------------------
+def summarise(frame: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, task, protocol, metric): mean, std (ddof 1), n, published match."""
+    groups = []
+    keys = ["model", "task", "protocol", "metric"]
+    for (model, task, protocol, metric), rows in frame.groupby(keys, sort=True, dropna=False):
+        values = rows["value"].astype(float)
+        first = rows.iloc[0]
+        published = match_reference(
+            references, first.model_reference, first.task_reference, metric, protocol
+        )
+        scale = 100.0 if published is not None and published.unit == "percent" else 1.0
+        mean = float(values.mean())
+        groups.append(
+            {
+                "model": model,
+                "task": task,
+                "protocol": protocol,
+                "metric": metric,
+                "mean": mean,
+                "std": float(values.std()) if len(values) > 1 else math.nan,
+                "n": int(len(values)),
+                "valid_from_train": bool((rows["valid_source"] == "train-slice").any()),
+                "variant_of": first.variant_of,
+                "variant": first.variant,
+                "published": published.value if published else math.nan,
+                "published_plus_minus": published.plus_minus if published else "",
+                "published_unit": published.unit if published else "",
+                "published_protocol": published.protocol if published else "",
+                "published_source": published.source if published else "",
+                "difference": mean * scale - published.value if published else math.nan,
+                "protocol_mismatch": bool(published.mismatch) if published else False,
+            }
+        )
+    return pd.DataFrame(groups)
+
+
+def _fmt(value: float, scale: float = 1.0, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value * scale:.{digits}f}"
+
+
+def summary_markdown(summary: pd.DataFrame, failures, skipped, run_info, plots) -> str:
+    lines = [f"# Benchmark summary: {run_info.get('suite_name', '')}".rstrip(), ""]
+    lines += [
+        "Mean ± std over seeds × folds (n runs) of each task's primary score. Published numbers "
+        "are shown in their own unit (percent or fraction); *difference* is ours minus published "
+        "in that unit. ⚠ marks a published number obtained with a different protocol; † marks "
+        "results whose validation set is a seeded slice of the training data (the task has no "
+        "validation split).",
+        "",
+        "| model | task | protocol | metric | ours (mean ± std) | n | published | published protocol"
+        " | source | difference |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary.itertuples():
+        scale = 100.0 if row.published_unit == "percent" else 1.0
+        ours = f"{_fmt(row.mean, scale)} ± {_fmt(row.std, scale)}"
+        if row.valid_from_train:
+            ours += " †"
+        published = "–"
+        if not math.isnan(row.published):
+            published = f"{row.published:g}" + (
+                f" ± {row.published_plus_minus}" if row.published_plus_minus else ""
+            )
+            if row.published_unit == "percent":
+                published += " %"
+        flag = " ⚠" if row.protocol_mismatch else ""
+        lines.append(
+            f"| {row.model} | {row.task} | {row.protocol} | {row.metric} | {ours} | {row.n} | "
+            f"{published} | {row.published_protocol}{flag} | {row.published_source} | "
+            f"{_fmt(row.difference, 1.0, 2)} |"
+        )
+    if failures:
+        lines += ["", "## Failed units", "", "| unit | error |", "|---|---|"]
+        lines += [f"| {f['unit']} | {str(f['error']).replace('|', '/')[:300]} |" for f in failures]
+    if skipped:
+        lines += [
+            "",
+            "## Skipped (protocol does not apply)",
+            "",
+            "| protocol | task | reason |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {s['protocol']} | {s['task']} | {s['reason']} |" for s in skipped]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"- [{p}]({p})" for p in plots]
+    prov = run_info.get("provenance") or provenance.collect()
+    machine = prov.get("machine", {})
+    lines += [
+        "",
+        "## Provenance",
+        "",
+        f"- toolkit: atst-hear {prov.get('toolkit_version')}, git commit "
+        f"{prov.get('git_commit') or 'unknown'}{' (uncommitted changes)' if prov.get('git_dirty') else ''}",
+        f"- machine: {machine.get('cpu')}; GPU: {machine.get('gpu') or 'none'}; device "
+        f"{machine.get('device')}",
+        f"- libraries: {', '.join(f'{k} {v}' for k, v in (prov.get('libraries') or {}).items())}",
+        f"- suite: {run_info.get('suite', 'unknown')}; command: {' '.join(run_info.get('command', []))}",
+        "- per-unit recipes (protocol version, hyper-parameters, seed), task checksums and "
+        "provenance: `scores.csv` and `units/**/result.json`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# --- plots ------------------------------------------------------------------------------------
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_task_bars(summary: pd.DataFrame, plot_dir: Path) -> list[Path]:
+    plt = _pyplot()
+    paths = []
+    for task, rows in summary.groupby("task"):
+        labels = [f"{r.model}\n{r.protocol}" for r in rows.itertuples()]
+        scales = [100.0 if r.published_unit == "percent" else 1.0 for r in rows.itertuples()]
+        means = [r.mean * s for r, s in zip(rows.itertuples(), scales)]
+        stds = [0.0 if math.isnan(r.std) else r.std * s for r, s in zip(rows.itertuples(), scales)]
+        fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(labels) + 1.5), 3.6))
+        xs = range(len(labels))
+        ax.bar(xs, means, yerr=stds, capsize=4, color="#4c78a8", label="ours (mean ± std)")
+        published = [
+            (x, r.published) for x, r in zip(xs, rows.itertuples()) if not math.isnan(r.published)
+        ]
+        if published:
+            ax.scatter(
+                [p[0] for p in published],
+                [p[1] for p in published],
+                marker="_",
+                s=900,
+                color="#e45756",
+                linewidths=3,
+                label="published",
+                zorder=3,
+            )
+        ax.set_xticks(list(xs), labels, fontsize=7)
+        ax.set_ylabel(f"{rows.iloc[0].metric}" + (" (%)" if 100.0 in scales else ""))
+        ax.set_title(task)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = plot_dir / f"task-{_file_name(task)}.png"
+        _save(fig, path)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def plot_layer_curves(summary: pd.DataFrame, plot_dir: Path) -> list[Path]:
+    plt = _pyplot()
+    swept = summary[summary.variant_of.notna() & (summary.variant != "{}")]
+    paths = []
+    for (base, task, protocol), rows in swept.groupby(["variant_of", "task", "protocol"]):
+        points = []
+        for r in rows.itertuples():
+            ((option, value),) = json.loads(r.variant).items()
+            if isinstance(value, int | float):
+                points.append((value, r.mean, 0.0 if math.isnan(r.std) else r.std, option))
+        if len(points) < 2:
+            continue
+        points.sort()
+        fig, ax = plt.subplots(figsize=(4.5, 3.2))
+        ax.errorbar(
+            [p[0] for p in points],
+            [p[1] for p in points],
+            yerr=[p[2] for p in points],
+            marker="o",
+            capsize=3,
+        )
+        ax.set_xlabel(points[0][3])
+        ax.set_ylabel(rows.iloc[0].metric)
+        ax.set_title(f"{base} · {task} · {protocol}", fontsize=9)
+        fig.tight_layout()
+        path = plot_dir / f"layers-{_file_name(base)}-{_file_name(task)}-{protocol}.png"
+        _save(fig, path)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def plot_psd_roc(frame: pd.DataFrame, out: Path, plot_dir: Path) -> list[Path]:
+    """PSD-ROC curves that SED units stored in ``psd_roc.json`` (first seed/fold per model)."""
+    plt = _pyplot()
+    paths = []
+    curves_by_task: dict[str, list[tuple[str, dict]]] = {}
+    for (task, model, protocol), rows in frame.groupby(["task", "model", "protocol"]):
+        curve_file = out / rows.sort_values(["seed", "fold"]).iloc[0].unit_dir / "psd_roc.json"
+        if curve_file.is_file():
+            curves_by_task.setdefault(task, []).append(
+                (f"{model} ({protocol})", json.loads(curve_file.read_text()))
+            )
+    for task, entries in curves_by_task.items():
+        names = sorted({name for _, curves in entries for name in curves})
+        fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
+        for ax, name in zip(axes[0], names):
+            for label, curves in entries:
+                if name in curves:
+                    ax.step(
+                        curves[name]["efpr"],
+                        curves[name]["etpr"],
+                        where="post",
+                        label=f"{label}: {curves[name]['value']:.3f}",
+                    )
+            ax.set_xlabel("eFPR (per hour)")
+            ax.set_ylabel("eTPR")
+            ax.set_title(name, fontsize=9)
+            ax.legend(fontsize=6)
+        fig.tight_layout()
+        path = plot_dir / f"psd-roc-{_file_name(task)}.png"
+        _save(fig, path)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _file_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(text))
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+
+
+# --- entry point ------------------------------------------------------------------------------
+def write_report(
+    out: str | os.PathLike, references: list[str | os.PathLike] | None = None
+) -> dict[str, Path]:
+    """Write ``scores.csv``, ``summary.md`` and ``plots/`` for a benchmark output folder."""
+    out = Path(out)
+    if not (out / "units").is_dir():
+        raise FileNotFoundError(f"{out}: not a benchmark output folder (no units/ inside)")
+    run_info = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
+    status = (
+        json.loads((out / "status.json").read_text()) if (out / "status.json").is_file() else {}
+    )
+    reference_paths = [
+        Path(p) for p in (references if references is not None else run_info.get("references", []))
+    ]
+    frame, failures = collect_results(out)
+    written = {}
+    with atomic_output(out / "scores.csv") as tmp:
+        frame.to_csv(tmp, index=False, quoting=csv.QUOTE_MINIMAL)
+    written["scores"] = out / "scores.csv"
+    plots: list[Path] = []
+    summary = pd.DataFrame()
+    if not frame.empty:
+        summary = summarise(frame, load_references(reference_paths))
+        plot_dir = out / "plots"
+        plots = (
+            plot_task_bars(summary, plot_dir)
+            + plot_psd_roc(frame, out, plot_dir)
+            + plot_layer_curves(summary, plot_dir)
+        )
+    text = summary_markdown(
+        summary if not summary.empty else pd.DataFrame(columns=_SUMMARY_EMPTY),
+        failures,
+        status.get("skipped", []),
+        run_info,
+        [str(p.relative_to(out)) for p in plots],
+    )
+    write_text_atomic(out / "summary.md", text)
+    written["summary"] = out / "summary.md"
+    return written
+
+
+_SUMMARY_EMPTY = [
+    "model",
+    "task",
+    "protocol",
+    "metric",
+    "mean",
+    "std",
+    "n",
+    "valid_from_train",
+    "published",
+    "published_plus_minus",
+    "published_unit",
+    "published_protocol",
+    "published_source",
+    "difference",
+    "protocol_mismatch",
+]

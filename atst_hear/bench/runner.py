@@ -1,0 +1,424 @@
+"""The benchmark runner: every (model, task, protocol, seed, fold) unit of a suite, resumably.
+
+Output folder layout::
+
+    <out>/run.json                    suite, command options and provenance of the last run
+    <out>/status.json                 which units finished, failed or were skipped
+    <out>/embeddings/...              the embedding cache (see :mod:`.cache`)
+    <out>/units/<model>/<task>/<protocol>/seed-<s>/<fold>/
+        unit.json                     what the unit computes (its key)
+        result.json                   scores per fold + recipe + provenance: the unit is done
+        error.json                    why the last attempt failed (removed on success)
+        ...                           protocol files (partial state, predictions, curves)
+
+Stages: embeddings are computed first in this process (one model on the device at a time),
+then the units run, in parallel worker processes with ``jobs > 1``. A unit that raises is
+recorded in ``error.json`` and the others continue. Every file is written atomically, so after
+an interruption (even ``kill -9``) the next invocation skips finished units and finished
+embedding shards and ends with the same scores.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import time
+import traceback
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ..fileio import write_json_atomic
+from . import provenance
+from .cache import EmbeddingCache, ModelSpec, slug, stable_hash, task_checksum
+from .protocols import get_protocol
+from .protocols.base import UnitContext, seed_everything
+from .protocols.data import weak_labels
+from .suite import Suite, SuiteModel, check_checkpoint, open_task
+from .taskfolder import TaskFolder
+
+
+@dataclass(frozen=True)
+class Unit:
+    model: str
+    spec: ModelSpec
+    task: str
+    task_path: str
+    protocol: str
+    params: dict[str, Any]
+    seed: int
+    fold: str
+    model_info: dict[str, Any] = field(default_factory=dict)
+    task_info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}/{self.task}/{self.protocol}/seed-{self.seed}/{self.fold}"
+
+    def workdir(self, out: Path) -> Path:
+        return (
+            out
+            / "units"
+            / slug(self.model)
+            / slug(self.task)
+            / self.protocol
+            / f"seed-{self.seed}"
+            / slug(self.fold)
+        )
+
+    def key(self) -> dict[str, Any]:
+        """Everything the unit's scores depend on; a stored result with another key is stale."""
+        protocol = get_protocol(self.protocol)
+        return {
+            "model": self.spec.key,
+            "task": self.task_info.get("checksum"),
+            "protocol": self.protocol,
+            "protocol_version": protocol.version,
+            "params": self.params,
+            "seed": self.seed,
+            "fold": self.fold,
+        }
+
+
+@dataclass
+class Plan:
+    units: list[Unit]
+    skipped: list[dict[str, str]]
+
+
+@dataclass
+class RunSummary:
+    done: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _check_known(wanted: Sequence | None, known: Iterable, what: str) -> None:
+    known = set(known)
+    unknown = [w for w in wanted or () if w not in known]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; the suite defines {sorted(known)}")
+
+
+def plan(
+    suite: Suite,
+    models: Sequence[str] | None = None,
+    tasks: Sequence[str] | None = None,
+    protocols: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+) -> Plan:
+    """Expand the suite into units (filters narrow it); opens every task folder it needs."""
+    variants_of = {m.variant_of for m in suite.models.values() if m.variant_of}
+    _check_known(models, set(suite.models) | variants_of, "models")
+    _check_known(tasks, suite.tasks, "tasks")
+    opened: dict[str, TaskFolder] = {}
+    units, skipped = [], []
+    for entry in suite.protocols:
+        if protocols is not None and entry.protocol not in protocols:
+            continue
+        protocol = get_protocol(entry.protocol)
+        model_names = [
+            m
+            for m in entry.models
+            if models is None or m in models or suite.models[m].variant_of in models
+        ]
+        for task_name in [t for t in entry.tasks if tasks is None or t in tasks]:
+            suite_task = suite.tasks[task_name]
+            if task_name not in opened:
+                opened[task_name] = open_task(suite_task)
+            task = opened[task_name]
+            reason = protocol.supports(task)
+            if reason:
+                skipped.append({"protocol": entry.protocol, "task": task_name, "reason": reason})
+                continue
+            params = protocol.resolve_params(
+                {**entry.params, **entry.task_params.get(task_name, {})}
+            )
+            folds = protocol.fold_units(task, params)
+            if entry.folds is not None:
+                folds = [f for f in folds if f in entry.folds]
+            run_seeds = entry.seeds if protocol.seeded else entry.seeds[:1]
+            if seeds is not None:
+                run_seeds = [s for s in run_seeds if s in seeds]
+            task_info = {
+                "name": task_name,
+                "task_name": task.name,
+                "path": str(task.path),
+                "reference": suite_task.reference,
+                "checksum": task_checksum(task),
+            }
+            for model_name in model_names:
+                model = suite.models[model_name]
+                check_checkpoint(model)
+                spec = model.spec.with_options(**entry.embedding_options)
+                for seed in run_seeds:
+                    for fold in folds:
+                        units.append(
+                            Unit(
+                                model=model_name,
+                                spec=spec,
+                                task=task_name,
+                                task_path=str(task.path),
+                                protocol=entry.protocol,
+                                params=params,
+                                seed=seed,
+                                fold=fold,
+                                model_info=_model_info(model, spec),
+                                task_info=task_info,
+                            )
+                        )
+    if not units:
+        raise ValueError(f"{suite.path}: the selection leaves no unit to run")
+    return Plan(units, skipped)
+
+
+def _model_info(model: SuiteModel, spec: ModelSpec) -> dict[str, Any]:
+    return {
+        "name": model.name,
+        "reference": model.reference,
+        "variant_of": model.variant_of,
+        "variant": model.variant,
+        "module": spec.module,
+        "checkpoint": spec.checkpoint,
+        "checkpoint_sha256": spec.checkpoint_sha256,
+        "options": spec.options,
+    }
+
+
+def is_done(unit: Unit, out: Path) -> bool:
+    result = unit.workdir(out) / "result.json"
+    if not result.is_file():
+        return False
+    try:
+        stored = json.loads(result.read_text())
+    except json.JSONDecodeError:
+        return False
+    return stored.get("key_hash") == stable_hash(unit.key())
+
+
+# --- running ------------------------------------------------------------------------------------
+def run(
+    suite: Suite,
+    out: str | os.PathLike,
+    selection: Plan | None = None,
+    jobs: int = 1,
+    device: str | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+    command: Sequence[str] | None = None,
+) -> RunSummary:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    selection = selection or plan(suite)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    threads = threads or max(1, (os.cpu_count() or 1) // (2 * max(jobs, 1)))
+    torch.set_num_threads(threads)
+    write_json_atomic(
+        out / "run.json",
+        {
+            "suite": str(suite.path),
+            "suite_name": suite.name,
+            "suite_definition": suite.raw,
+            "references": [str(p) for p in suite.references],
+            "command": list(command or []),
+            "jobs": jobs,
+            "device": device,
+            "threads_per_unit": threads,
+            "provenance": provenance.collect(device),
+        },
+    )
+    summary = RunSummary(skipped=selection.skipped)
+    pending = []
+    for unit in selection.units:
+        if is_done(unit, out):
+            summary.reused.append(unit.id)
+        else:
+            pending.append(unit)
+    if summary.reused:
+        print(
+            f"{len(summary.reused)} of {len(selection.units)} units already finished; reusing them"
+        )
+    failed_embeddings = compute_embeddings(pending, out, device, progress)
+    runnable = []
+    for unit in pending:
+        problem = failed_embeddings.get(_embedding_key(unit))
+        if problem:
+            summary.failed[unit.id] = f"embeddings failed: {problem}"
+            _write_error(unit, out, f"embeddings failed: {problem}", "")
+        else:
+            runnable.append(unit)
+    _run_units(runnable, out, jobs, device, threads, progress, summary)
+    write_json_atomic(
+        out / "status.json",
+        {
+            "done": summary.done + summary.reused,
+            "failed": summary.failed,
+            "skipped": summary.skipped,
+        },
+    )
+    return summary
+
+
+def _embedding_key(unit: Unit) -> tuple | None:
+    kind = get_protocol(unit.protocol).kind_for(TaskFolder.open(unit.task_path))
+    return None if kind is None else (stable_hash(unit.spec.key), unit.task_path, kind)
+
+
+def compute_embeddings(units: Sequence[Unit], out: Path, device: str, progress: bool) -> dict:
+    """Embed every split the pending units need; return ``{embedding key: error}``."""
+    needed: dict[tuple, tuple[Unit, str]] = {}
+    for unit in units:
+        key = _embedding_key(unit)
+        if key is not None:
+            needed.setdefault(key, (unit, key[2]))
+    cache = EmbeddingCache(out / "embeddings", device=device, progress=progress)
+    failures = {}
+    # one model at a time on the device
+    for key, (unit, kind) in sorted(needed.items(), key=lambda item: item[0][0]):
+        task = TaskFolder.open(unit.task_path)
+        try:
+            for split in task.splits:
+                cache.get(unit.spec, task, split, kind)
+            if kind == "timestamp":  # weakly labelled clips for the sed protocol
+                for split, labels in weak_labels(task).items():
+                    cache.get(unit.spec, task, split, kind, files=sorted(labels))
+        except Exception as err:  # noqa: BLE001 - reported per unit, the run goes on
+            failures[key] = f"{type(err).__name__}: {err}"
+            print(f"embedding {unit.model} on {unit.task} failed: {failures[key]}")
+    cache.release()
+    return failures
+
+
+def _run_units(units, out, jobs, device, threads, progress, summary) -> None:
+    if not units:
+        return
+    bar = tqdm(total=len(units), desc="units", unit="unit", disable=not progress)
+
+    def finished(unit: Unit, status: str, message: str) -> None:
+        if status == "done":
+            summary.done.append(unit.id)
+        else:
+            summary.failed[unit.id] = message
+            tqdm.write(f"FAILED {unit.id}: {message}")
+        bar.update(1)
+
+    if jobs <= 1:
+        for unit in units:
+            bar.set_postfix_str(unit.id)
+            finished(unit, *execute_unit(unit, str(out), device, threads, progress))
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {
+                pool.submit(execute_unit, unit, str(out), device, threads, False): unit
+                for unit in units
+            }
+            for future in as_completed(futures):
+                unit = futures[future]
+                try:
+                    finished(unit, *future.result())
+                except BrokenProcessPool as err:
+                    finished(unit, "failed", f"worker process died ({err})")
+    bar.close()
+
+
+def execute_unit(
+    unit: Unit, out: str, device: str, threads: int, progress: bool
+) -> tuple[str, str]:
+    """Run one unit and write its result (or its error); returns ``(status, message)``."""
+    torch.set_num_threads(threads)
+    out_path = Path(out)
+    workdir = unit.workdir(out_path)
+    _prepare_workdir(unit, workdir)
+    started = time.time()
+    try:
+        protocol = get_protocol(unit.protocol)
+        task = TaskFolder.open(unit.task_path)
+        seed_everything(unit.seed)
+        ctx = UnitContext(
+            task=task,
+            model=unit.spec,
+            cache=EmbeddingCache(out_path / "embeddings", device=device, progress=progress),
+            params=unit.params,
+            seed=unit.seed,
+            fold=unit.fold,
+            workdir=workdir,
+            device=device,
+            progress=progress,
+        )
+        folds = protocol.run(ctx)
+    except Exception as err:  # noqa: BLE001 - a failed unit must not stop the others
+        message = f"{type(err).__name__}: {err}"
+        _write_error(unit, out_path, message, traceback.format_exc())
+        return "failed", message
+    write_json_atomic(
+        workdir / "result.json",
+        {
+            "unit": {
+                "id": unit.id,
+                "model": unit.model,
+                "task": unit.task,
+                "protocol": unit.protocol,
+                "seed": unit.seed,
+                "fold": unit.fold,
+            },
+            "key_hash": stable_hash(unit.key()),
+            "model": unit.model_info,
+            "task": unit.task_info,
+            "recipe": {
+                "protocol": unit.protocol,
+                "version": get_protocol(unit.protocol).version,
+                "description": get_protocol(unit.protocol).description,
+                "params": unit.params,
+                "seed": unit.seed,
+            },
+            "folds": [f.to_json() for f in folds],
+            "elapsed_s": round(time.time() - started, 3),
+            "provenance": provenance.collect(device),
+        },
+    )
+    (workdir / "error.json").unlink(missing_ok=True)
+    return "done", ""
+
+
+def _prepare_workdir(unit: Unit, workdir: Path) -> None:
+    """Create the unit's folder; clear it when it holds state of a different recipe."""
+    key = unit.key()
+    marker = workdir / "unit.json"
+    if marker.is_file():
+        try:
+            same = json.loads(marker.read_text()).get("key") == key
+        except json.JSONDecodeError:
+            same = False
+        if not same:
+            shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if not marker.is_file():
+        write_json_atomic(marker, {"id": unit.id, "key": key, "unit": asdict(unit)})
+
+
+def _write_error(unit: Unit, out: Path, message: str, trace: str) -> None:
+    workdir = unit.workdir(out)
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(
+        workdir / "error.json",
+        {
+            "unit": unit.id,
+            "error": message,
+            "traceback": trace,
+            "provenance": provenance.collect(),
+        },
+    )

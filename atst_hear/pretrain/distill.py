@@ -1,0 +1,720 @@
+"""ATST-C2F: fine-tune ATST-Frame on a labelled task, distilling a fine-tuned ATST-Clip.
+
+The recipe of ``train_distill_other.py`` (``atst-reference.md`` §5, "other tasks"):
+
+* teacher: ATST-Clip fine-tuned on the task, frozen; its embedding is ``[cls, token mean]`` of
+  the last block over 6 s chunks (601 frames), then ``BatchNorm1d(affine=False) + Linear``;
+* student: the pre-trained ATST-Frame encoder, embedding = token mean of the last block over
+  1001-frame chunks (chunks weighted by ``chunk_mark``), with the same kind of head;
+* loss ``λ·loss_d + (1 - λ)·loss_c`` with λ = 0.5: ``loss_d`` is BCE against the teacher's
+  sigmoid (multi-label or mixup) or cross-entropy against its softmax (single-label), ``loss_c``
+  the same loss against the ground truth;
+* SGD (momentum 0.9, no weight decay), layer-wise learning-rate decay 0.75 (embeddings
+  0.75^depth, block i 0.75^(depth-i), final norm 0.75, head 1), linear warm-up then cosine to
+  1e-6 per step, learning rate × devices · batch / 256, gradient clipping at 3;
+* audio: the centre 12 s, no padding; optional mixup against a memory bank of earlier
+  (log-mel, label) pairs (λ ~ Beta(α, α), labels mixed too), always followed by
+  random-resize-crop.
+
+``--finetune-teacher`` first fine-tunes a pre-trained ATST-Clip on the task with the same
+recipe and no distillation term (the first step of C2F), then distils it.
+
+The teacher runs in train mode by default, as the official code does (DropPath and its head's
+BatchNorm on batch statistics); ``teacher_mode: eval`` makes its targets deterministic. The
+official Clip pooling divides the token mean of every non-final chunk by too many tokens
+(``atst-reference.md`` §3.2); ``compat: official`` reproduces that for teachers trained with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..audio import SAMPLE_RATE, audio_info, read_audio
+from ..bench.metrics import compute_scores, mean_average_precision, top1_accuracy
+from ..bench.taskfolder import TaskFolder
+from ..embeddings import POOL_EPS
+from ..fileio import write_json_atomic
+from ..frontend import MIN_SAMPLES, LogMelFrontend, num_frames
+from ..models.checkpoints import CheckpointError, extract_encoder_weights, load_archive
+from ..models.encoder import ATSTEncoder
+from . import schedules
+from .checkpoint import write_classifier_checkpoint
+from .module import step_seed
+from .recipes import TEACHER_MODES, RecipeError, RecipeFields
+from .training import Hardware, build_trainer, latest_checkpoint, resolve_recipe
+from .views import MemoryBank, random_resize_crop
+
+CLIP_CHUNK_FRAMES = num_frames(6 * SAMPLE_RATE)  # 601: the official Clip fine-tuning chunk
+FRAME_CHUNK_FRAMES = num_frames(10 * SAMPLE_RATE)  # 1001
+# official Frame pooling leaves out chunks of at most this many frames entirely
+FRAME_MIN_CHUNK = 20
+COMPAT_MODES = ("default", "official")
+
+
+@dataclass(frozen=True)
+class DistillRecipe(RecipeFields):
+    lambda_d: float = 0.5  # weight of the distillation term
+    learning_rate: float = 1e-2  # before batch scaling; the official value is per task
+    lr_reference_batch: int = 256
+    batch_size: int = 128  # per device
+    epochs: int = 50
+    warmup_epochs: int = 5
+    layer_decay: float = 0.75
+    momentum: float = 0.9
+    gradient_clip: float = 3.0
+    drop_path: float = 0.1
+    max_seconds: float = 12.0  # centre crop
+    mixup: bool = False
+    mixup_alpha: float = 0.5
+    mixup_memory: int = 5000
+    teacher_mode: str = "train"
+    compat: str = "default"
+    # --finetune-teacher: the Clip stage; None = the student's value
+    teacher_learning_rate: float | None = None
+    teacher_epochs: int | None = None
+    teacher_warmup_epochs: int | None = None
+    seed: int = 0
+    num_workers: int = 2
+    description: str = ""
+    RUN_FIELDS = ("num_workers", "description")
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0.0 <= self.lambda_d <= 1.0:
+            problems.append(f"lambda_d must be in [0, 1], got {self.lambda_d}")
+        if self.teacher_mode not in TEACHER_MODES:
+            problems.append(
+                f"teacher_mode must be one of {TEACHER_MODES}, got {self.teacher_mode!r}"
+            )
+        if self.compat not in COMPAT_MODES:
+            problems.append(f"compat must be one of {COMPAT_MODES}, got {self.compat!r}")
+        for name in ("batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            problems.append(
+                f"warmup_epochs must be in [0, epochs={self.epochs}), got {self.warmup_epochs}"
+            )
+        if self.max_seconds <= 0:
+            problems.append(f"max_seconds must be positive, got {self.max_seconds}")
+        if problems:
+            raise RecipeError("; ".join(problems))
+
+    def teacher_stage(self) -> DistillRecipe:
+        """The recipe of fine-tuning the Clip teacher: ground truth only."""
+        return dataclasses.replace(
+            self,
+            lambda_d=0.0,
+            learning_rate=self.teacher_learning_rate or self.learning_rate,
+            epochs=self.teacher_epochs or self.epochs,
+            warmup_epochs=(
+                self.warmup_epochs
+                if self.teacher_warmup_epochs is None
+                else self.teacher_warmup_epochs
+            ),
+        )
+
+
+# --- model ----------------------------------------------------------------------------------
+class LinearHead(nn.Module):
+    """``BatchNorm1d(affine=False)`` (the feature standardisation) + ``Linear``, as official."""
+
+    def __init__(self, dim: int, n_classes: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(dim, affine=False)
+        self.linear = nn.Linear(dim, n_classes)
+        nn.init.normal_(self.linear.weight, std=0.01)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.norm(x))
+
+
+def finetune_embedding(
+    encoder: ATSTEncoder, mel: torch.Tensor, frame_lengths: torch.Tensor, compat: str = "default"
+) -> torch.Tensor:
+    """The fine-tuning embedding of the last block, differentiable, for padded batches.
+
+    Frame: mean of the valid tokens' ``norm_frame`` outputs; Clip: ``[cls, token mean]``.
+    Chunks of 1001 (Frame) / 601 (Clip) frames; the first chunk counts if it holds audio, a later
+    one only if more than half of it does (``chunk_mark``); the counted chunks are averaged.
+    """
+    config = encoder.config
+    clip = config.flavour == "clip"
+    chunk = CLIP_CHUNK_FRAMES if clip else FRAME_CHUNK_FRAMES
+    total, weight = None, None
+    for index, start in enumerate(range(0, mel.shape[-1], chunk)):
+        piece = mel[..., start : start + chunk]
+        if piece.shape[-1] < config.patch_width or (
+            not clip and piece.shape[-1] <= FRAME_MIN_CHUNK
+        ):
+            continue
+        remaining = (frame_lengths - start).clamp(min=0)
+        current = remaining.clamp(max=chunk)
+        counted = (current > 0) if index == 0 else (current > chunk // 2)
+        if not bool(counted.any()):
+            continue
+        x = encoder.final_norm(encoder(piece, frame_lengths=current)[-1])
+        tokens = x[:, config.n_special :]
+        valid = (
+            torch.arange(tokens.shape[1], device=x.device)[None, :]
+            < (current // config.patch_width)[:, None]
+        )
+        # official Clip divides by the tokens of everything from this chunk on (§3.2)
+        pooled = remaining if clip and compat == "official" else current
+        denominator = (pooled // config.patch_width).to(x.dtype) + POOL_EPS
+        mean = (tokens * valid[..., None].to(x.dtype)).sum(dim=1) / denominator[:, None]
+        vector = torch.cat([x[:, 0], mean], dim=-1) if clip else mean
+        mark = counted.to(x.dtype)[:, None]
+        total = vector * mark if total is None else total + vector * mark
+        weight = mark if weight is None else weight + mark
+    if total is None:
+        raise ValueError(f"no chunk of a {mel.shape[-1]}-frame batch holds a whole token")
+    return total / weight
+
+
+class TaskClassifier(nn.Module):
+    """Encoder + linear head on the fine-tuning embedding."""
+
+    def __init__(self, encoder: ATSTEncoder, n_classes: int, compat: str = "default") -> None:
+        super().__init__()
+        width = encoder.config.width
+        self.encoder = encoder
+        self.head = LinearHead(2 * width if encoder.config.flavour == "clip" else width, n_classes)
+        self.compat = compat
+
+    def forward(self, mel: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(finetune_embedding(self.encoder, mel, frame_lengths, self.compat))
+
+
+def layerwise_groups(model: nn.Module, config, decay: float) -> list[dict[str, Any]]:
+    """Trainable parameters of ``model.encoder`` / ``model.head`` in groups with ``lr_scale``:
+    embeddings decay^depth, block i decay^(depth-i), final norm decay, head 1."""
+    depth, final_norm = config.depth, config.final_norm_name
+    scales: dict[float, list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if name.startswith("head."):
+            scale = 1.0
+        elif name.startswith("encoder.blocks."):
+            scale = decay ** (depth - int(name.split(".")[2]))
+        elif name.startswith(f"encoder.{final_norm}."):
+            scale = decay
+        else:
+            scale = decay**depth
+        scales.setdefault(scale, []).append(param)
+    return [{"params": params, "lr_scale": scale} for scale, params in scales.items()]
+
+
+# --- data -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClipItem:
+    split: str
+    file: str
+    target: np.ndarray
+
+
+class TaskClips(Dataset):
+    """Labelled clips of a task: the centre ``max_seconds``, as normalised log-mel."""
+
+    def __init__(self, task: TaskFolder, splits: list[str], max_seconds: float) -> None:
+        self.task = task
+        self.max_samples = int(max_seconds * SAMPLE_RATE)
+        self.frontend = LogMelFrontend()
+        n_classes = len(task.labels)
+        self.items = []
+        for split in splits:
+            for file, labels in sorted(task.split_labels(split).items()):
+                target = np.zeros(n_classes, np.float32)
+                for label in labels:
+                    if label not in task.label_index:
+                        raise ValueError(f"{task.path} ({split}/{file}): unknown label {label!r}")
+                    target[task.label_index[label]] = 1.0
+                self.items.append(ClipItem(split, file, target))
+        if not self.items:
+            raise ValueError(f"{task.path}: no clips in splits {splits}")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def longest_frames(self) -> int:
+        """Frames of the longest (cropped) clip: the task's duration, or the longest file."""
+        if self.task.sample_duration:
+            samples = int(float(self.task.sample_duration) * SAMPLE_RATE)
+        else:
+            samples = 0
+            for item in self.items:
+                rate, frames, _ = audio_info(self.task.audio_path(item.split, item.file))
+                samples = max(samples, math.ceil(frames * SAMPLE_RATE / rate))
+        return num_frames(max(min(samples, self.max_samples), MIN_SAMPLES))
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.items[index]
+        wave = read_audio(self.task.audio_path(item.split, item.file))
+        if len(wave) > self.max_samples:
+            start = (len(wave) - self.max_samples) // 2
+            wave = wave[start : start + self.max_samples]
+        wave = F.pad(wave, (0, max(0, MIN_SAMPLES - len(wave))))
+        with torch.no_grad():
+            mel = self.frontend(wave[None])[0]
+        return {"mel": mel, "target": torch.from_numpy(item.target)}
+
+
+def pad_batch(items: list[dict[str, Any]], width: int) -> dict[str, torch.Tensor]:
+    """Zero-pad (in the normalised domain, as official) or cut every log-mel to ``width``."""
+    mels = [item["mel"][..., :width] for item in items]
+    return {
+        "mel": torch.stack([F.pad(m, (0, width - m.shape[-1])) for m in mels]),
+        "frames": torch.tensor([m.shape[-1] for m in mels]),
+        "target": torch.stack([item["target"] for item in items]),
+    }
+
+
+class _PadTo:
+    """Picklable collate function for data-loader workers."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        return pad_batch(items, self.width)
+
+
+# --- training -------------------------------------------------------------------------------
+def classification_loss(
+    logits: torch.Tensor, target: torch.Tensor, soft_binary: bool
+) -> torch.Tensor:
+    """BCE on (soft) multi-hot targets, or cross-entropy on class probabilities."""
+    if soft_binary:
+        return F.binary_cross_entropy_with_logits(logits, target)
+    return F.cross_entropy(logits, target)
+
+
+class ClassifierTraining(L.LightningModule):
+    """Fine-tunes ``encoder`` + ``head`` on a task, optionally distilling a frozen ``teacher``."""
+
+    def __init__(
+        self,
+        student: TaskClassifier,
+        recipe: DistillRecipe,
+        multilabel: bool,
+        teacher: TaskClassifier | None = None,
+        hyper_parameters: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        # loaded encoders come in eval mode; fine-tuning trains with DropPath
+        self.encoder = student.encoder.train()
+        self.head = student.head.train()
+        # nothing is masked in fine-tuning: a parameter without gradient would stall DDP
+        self.encoder.mask_embed.requires_grad_(False)
+        self.compat = student.compat
+        self.recipe = recipe
+        self.multilabel = multilabel
+        if teacher is not None:
+            self.teacher = teacher.requires_grad_(False).train(recipe.teacher_mode == "train")
+        self.save_hyperparameters(hyper_parameters or {})
+        # earlier log-mels, targets and frame counts, pushed and drawn together
+        self.banks = tuple(MemoryBank(recipe.mixup_memory) for _ in range(3))
+        self._generator = torch.Generator()
+        self._validation: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, mel: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        return self.head(finetune_embedding(self.encoder, mel, frames, self.compat))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        groups = layerwise_groups(self, self.encoder.config, self.recipe.layer_decay)
+        return torch.optim.SGD(groups, lr=0.0, momentum=self.recipe.momentum, weight_decay=0.0)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        recipe, step = self.recipe, self.global_step
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = min(int(total * recipe.warmup_epochs / recipe.epochs), total - 1)
+        world = self.trainer.world_size
+        peak = recipe.learning_rate * world * recipe.batch_size / recipe.lr_reference_batch
+        lr = schedules.learning_rate(step, peak, warmup, total)
+        for group in self.optimizers(use_pl_optimizer=False).param_groups:
+            group["lr"] = lr * group["lr_scale"]
+        # DropPath and mixup weights use the global stream, bank draws and crops the generator
+        torch.manual_seed(step_seed(recipe.seed, step, self.global_rank, purpose=2))
+        self._generator.manual_seed(step_seed(recipe.seed, step, self.global_rank, purpose=3))
+        self.log("lr", lr, prog_bar=True, on_step=True, batch_size=1)
+
+    def _mixup(self, mel, frames, target):
+        """Linear mixup with earlier (log-mel, label) pairs, then random-resize-crop."""
+        alpha = self.recipe.mixup_alpha
+        lam = torch.distributions.Beta(alpha, alpha).sample((len(mel),)).to(mel.device, mel.dtype)
+        mel_bank, target_bank, frames_bank = self.banks
+        if len(mel_bank):
+            picks = torch.randint(0, len(mel_bank), (len(mel),), generator=self._generator)
+            picks = picks.to(mel.device)
+            weight = lam.view(-1, 1, 1, 1)
+            mixed = weight * mel + (1 - weight) * mel_bank.items[picks]
+            mixed_target = lam[:, None] * target + (1 - lam[:, None]) * target_bank.items[picks]
+            mixed_frames = torch.maximum(frames, frames_bank.items[picks])
+        else:
+            mixed, mixed_target, mixed_frames = mel, target, frames
+        for bank, values in zip(self.banks, (mel, target, frames)):
+            bank.push(values)
+        return random_resize_crop(mixed, self._generator), mixed_frames, mixed_target
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        mel, frames, target = batch["mel"], batch["frames"], batch["target"]
+        if self.recipe.mixup:
+            mel, frames, target = self._mixup(mel, frames, target)
+        soft_binary = self.multilabel or self.recipe.mixup
+        logits = self(mel, frames)
+        loss_c = classification_loss(logits, target, soft_binary)
+        log = {"loss_c": loss_c.detach()}
+        loss = loss_c
+        if hasattr(self, "teacher"):
+            with torch.no_grad():
+                teacher_logits = self.teacher(mel, frames)
+            soft = torch.sigmoid(teacher_logits) if soft_binary else teacher_logits.softmax(-1)
+            loss_d = classification_loss(logits, soft, soft_binary)
+            loss = self.recipe.lambda_d * loss_d + (1 - self.recipe.lambda_d) * loss_c
+            log["loss_d"] = loss_d.detach()
+        log["loss"] = loss.detach()
+        self.log_dict(log, prog_bar=True, on_step=True, batch_size=len(mel))
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        logits = self(batch["mel"], batch["frames"])
+        self._validation.append((logits.float(), batch["target"]))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._validation:
+            return
+        logits = torch.cat([x for x, _ in self._validation])
+        target = torch.cat([y for _, y in self._validation])
+        self._validation.clear()
+        if self.trainer.world_size > 1:
+            # every process scored its share of the validation clips: score them all
+            logits = self.all_gather(logits).flatten(0, 1)
+            target = self.all_gather(target).flatten(0, 1)
+        logits, target = logits.cpu(), target.cpu()
+        loss = classification_loss(logits, target, self.multilabel)
+        score = clip_score(logits, target, self.multilabel)
+        self.log_dict(
+            {"valid_loss": loss, "valid_score": score},
+            prog_bar=True,
+            batch_size=len(logits),
+            rank_zero_only=True,
+        )
+
+
+def clip_score(logits: torch.Tensor, target: torch.Tensor, multilabel: bool) -> float:
+    """Top-1 accuracy (multiclass) or mean average precision (multilabel) of a validation set."""
+    probs = torch.sigmoid(logits) if multilabel else logits.softmax(-1)
+    scorer = mean_average_precision if multilabel else top1_accuracy
+    return float(scorer(probs.numpy(), target.numpy()))
+
+
+# --- checkpoints ----------------------------------------------------------------------------
+def load_classifier(
+    path: str | os.PathLike,
+    flavour: str,
+    n_classes: int,
+    drop_path: float,
+    compat: str = "default",
+    trust_checkpoint: bool = False,
+    require_head: bool = True,
+) -> TaskClassifier:
+    """An encoder (+ its task head, if the checkpoint has one) as a :class:`TaskClassifier`.
+
+    Heads are read from ``head.norm.*`` / ``head.linear.*`` (the official fine-tuning layout
+    and ours).
+    """
+    archive = load_archive(path, trust_checkpoint)
+    weights = extract_encoder_weights(archive, str(path))
+    if weights.config.flavour != flavour:
+        raise CheckpointError(
+            f"{path} holds an ATST-{weights.config.flavour.capitalize()} encoder; "
+            f"expected ATST-{flavour.capitalize()}"
+        )
+    config = dataclasses.replace(weights.config, drop_path=drop_path)
+    encoder = dataclasses.replace(weights, config=config).build()
+    classifier = TaskClassifier(encoder, n_classes, compat)
+    state = archive.get("state_dict", {}) if isinstance(archive, dict) else {}
+    head = {k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")}
+    if not head:
+        if require_head:
+            raise CheckpointError(
+                f"{path}: holds no classification head (head.linear.weight); pass an ATST-Clip "
+                "fine-tuned on this task, or add --finetune-teacher to fine-tune it first"
+            )
+        return classifier
+    shape = tuple(head.get("linear.weight", torch.empty(0)).shape)
+    expected = tuple(classifier.head.linear.weight.shape)
+    if shape != expected:
+        raise CheckpointError(
+            f"{path}: head has shape {shape}, but this task needs {expected} "
+            f"({n_classes} classes); was it fine-tuned on another task?"
+        )
+    missing, unexpected = classifier.head.load_state_dict(head, strict=False)
+    if [k for k in missing if not k.startswith("norm.")] or unexpected:
+        raise CheckpointError(
+            f"{path}: head keys do not fit: missing {missing}, unexpected {unexpected}"
+        )
+    return classifier
+
+
+def classifier_hyper_parameters(
+    classifier: TaskClassifier, task: TaskFolder, recipe: DistillRecipe, role: str
+) -> dict[str, Any]:
+    config = classifier.encoder.config
+    length_key = "train_len" if config.flavour == "clip" else "anchor_len"
+    return {
+        "role": role,
+        "flavour": config.flavour,
+        "task": task.name,
+        "labels": list(task.labels),
+        "num_classes": len(task.labels),
+        "multilabel": task.is_multilabel,
+        "n_mels": config.patch_height,
+        "nprompt": config.n_prompt,
+        "num_heads": config.heads,
+        length_key: config.train_len,
+        "compat": classifier.compat,
+        "atst_hear_recipe": recipe.to_dict(),
+    }
+
+
+# --- running ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TaskSplits:
+    train: list[str]
+    valid: str | None
+    test: str | None
+
+
+def choose_splits(
+    task: TaskFolder, train: list[str] | None, valid: str | None, test: str | None
+) -> TaskSplits:
+    """trainvaltest: train / valid / test; k-fold: the last fold tests, the one before validates."""
+    splits = list(task.splits)
+    if task.is_kfold:
+        folds = sorted(splits)
+        test = test or folds[-1]
+        valid = valid or next((f for f in reversed(folds) if f != test), None)
+        train = train or [f for f in folds if f not in (test, valid)]
+    else:
+        train = train or ["train"]
+        valid = valid or ("valid" if "valid" in splits and task.split_labels("valid") else None)
+        test = test or ("test" if "test" in splits else None)
+    unknown = [s for s in [*train, valid, test] if s is not None and s not in splits]
+    if unknown:
+        raise ValueError(f"{task.path}: unknown splits {unknown}; the task has {splits}")
+    if not train:
+        raise ValueError(f"{task.path}: no training split left")
+    return TaskSplits(train, valid, test)
+
+
+def _fit_classifier(
+    training: ClassifierTraining,
+    task: TaskFolder,
+    splits: TaskSplits,
+    recipe: DistillRecipe,
+    out_dir: Path,
+    hardware: Hardware,
+    resume: bool,
+    progress: bool,
+) -> L.Trainer:
+    train_set = TaskClips(task, splits.train, recipe.max_seconds)
+    collate = _PadTo(train_set.longest_frames())
+    loader_args = {
+        "batch_size": recipe.batch_size,
+        "num_workers": recipe.num_workers,
+        "collate_fn": collate,
+        "persistent_workers": recipe.num_workers > 0,
+    }
+    # BatchNorm in the head needs more than one clip per training batch
+    train_loader = DataLoader(
+        train_set, shuffle=True, drop_last=len(train_set) > recipe.batch_size, **loader_args
+    )
+    valid_loader = (
+        DataLoader(TaskClips(task, [splits.valid], recipe.max_seconds), **loader_args)
+        if splits.valid
+        else None
+    )
+    saver = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0)
+    trainer = build_trainer(
+        out_dir,
+        hardware,
+        [saver],
+        log_every=min(10, len(train_loader)),
+        progress=progress,
+        max_epochs=recipe.epochs,
+        gradient_clip_val=recipe.gradient_clip,
+        **({} if valid_loader else {"limit_val_batches": 0}),
+    )
+    trainer.fit(
+        training,
+        train_dataloaders=train_loader,
+        val_dataloaders=valid_loader,
+        ckpt_path=latest_checkpoint(out_dir) if resume else None,
+    )
+    return trainer
+
+
+@torch.no_grad()
+def evaluate(
+    classifier: nn.Module,
+    task: TaskFolder,
+    split: str,
+    recipe: DistillRecipe,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """The task's own scores (``task_metadata.json`` ``evaluation``) on one split."""
+    dataset = TaskClips(task, [split], recipe.max_seconds)
+    loader = DataLoader(
+        dataset, batch_size=recipe.batch_size, collate_fn=_PadTo(dataset.longest_frames())
+    )
+    classifier.to(device).eval()
+    logits, targets = [], []
+    for batch in loader:
+        logits.append(classifier(batch["mel"].to(device), batch["frames"].to(device)).float().cpu())
+        targets.append(batch["target"])
+    logits_all, target_all = torch.cat(logits), torch.cat(targets)
+    probs = torch.sigmoid(logits_all) if task.is_multilabel else logits_all.softmax(-1)
+    return compute_scores(task.evaluation, probs.numpy(), target_all.numpy())
+
+
+def run_classifier_stage(
+    classifier: TaskClassifier,
+    task: TaskFolder,
+    splits: TaskSplits,
+    recipe: DistillRecipe,
+    out_dir: Path,
+    output_name: str,
+    role: str,
+    hardware: Hardware,
+    resume: bool,
+    progress: bool,
+    teacher: TaskClassifier | None = None,
+) -> Path:
+    """Train one classifier and write ``out_dir/output_name`` (on rank 0; every rank waits)."""
+    resolve_recipe(out_dir, recipe, resume)
+    hyper = classifier_hyper_parameters(classifier, task, recipe, role)
+    training = ClassifierTraining(classifier, recipe, task.is_multilabel, teacher, hyper)
+    trainer = _fit_classifier(training, task, splits, recipe, out_dir, hardware, resume, progress)
+    output = out_dir / output_name
+    if trainer.is_global_zero:
+        state = {
+            k: v for k, v in training.state_dict().items() if k.startswith(("encoder.", "head."))
+        }
+        write_classifier_checkpoint(output, state, hyper, L.__version__)
+        print(f"wrote {output}")
+    # the next stage reads this file on every rank
+    trainer.strategy.barrier()
+    return output
+
+
+def run_distillation(
+    clip_teacher: str | os.PathLike,
+    frame_student: str | os.PathLike,
+    task_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    recipe: DistillRecipe,
+    finetune_teacher: bool = False,
+    train_splits: list[str] | None = None,
+    valid_split: str | None = None,
+    test_split: str | None = None,
+    hardware: Hardware | None = None,
+    resume: bool = False,
+    trust_checkpoint: bool = False,
+    progress: bool = True,
+) -> Path | None:
+    """C2F on one task: (optionally fine-tune the Clip teacher, then) distil into ATST-Frame.
+
+    Writes ``OUT/c2f.ckpt`` (loads with ``atst_hear.hear.c2f``) and ``OUT/scores.json`` (test
+    scores of the student and the teacher). Returns the checkpoint path on rank 0.
+    """
+    out_dir = Path(out_dir)
+    hardware = hardware or Hardware()
+    task = TaskFolder.open(task_dir)
+    if task.is_event:
+        raise ValueError(f"{task.path}: C2F distillation needs a clip-level (scene) task")
+    splits = choose_splits(task, train_splits, valid_split, test_split)
+    n_classes = len(task.labels)
+    L.seed_everything(recipe.seed, verbose=False)
+    teacher_path = Path(clip_teacher)
+    if finetune_teacher:
+        stage_dir = out_dir / "clip-teacher"
+        teacher_path = stage_dir / "clip_finetuned.ckpt"
+        if not teacher_path.is_file():
+            pretrained = load_classifier(
+                clip_teacher,
+                "clip",
+                n_classes,
+                recipe.drop_path,
+                recipe.compat,
+                trust_checkpoint,
+                require_head=False,
+            )
+            run_classifier_stage(
+                pretrained,
+                task,
+                splits,
+                recipe.teacher_stage(),
+                stage_dir,
+                teacher_path.name,
+                "clip-finetuned",
+                hardware,
+                resume,
+                progress,
+            )
+    teacher = load_classifier(
+        teacher_path, "clip", n_classes, recipe.drop_path, recipe.compat, trust_checkpoint
+    )
+    student = load_classifier(
+        frame_student,
+        "frame",
+        n_classes,
+        recipe.drop_path,
+        recipe.compat,
+        trust_checkpoint,
+        require_head=False,
+    )
+    output = run_classifier_stage(
+        student,
+        task,
+        splits,
+        recipe,
+        out_dir,
+        "c2f.ckpt",
+        "c2f",
+        hardware,
+        resume,
+        progress,
+        teacher=teacher,
+    )
+    if rank_zero_only.rank != 0:
+        return None
+    if splits.test:
+        trained = load_classifier(output, "frame", n_classes, 0.0, recipe.compat)
+        device = "cuda" if hardware.uses_gpu else "cpu"
+        scores = {
+            "task": task.name,
+            "split": splits.test,
+            "c2f": evaluate(trained, task, splits.test, recipe, device),
+            "clip_teacher": evaluate(teacher, task, splits.test, recipe, device),
+        }
+        write_json_atomic(out_dir / "scores.json", scores)
+        print(json.dumps(scores, indent=1))
+    return output
