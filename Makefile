@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-slow lint format benchmark bench-embed clean pretrain-demo
+.PHONY: install test test-slow lint format benchmark bench-embed clean hear-venv interop interop-full pretrain-demo
 
 install: $(INSTALLED)
 
@@ -33,6 +33,22 @@ bench-embed: install
 	$(PY) benchmarks/bench_embed.py
 
 benchmark: bench-embed
+
+# the real hear-validator and hear-eval-kit against atst-hear (docs/interop.md); they need
+# pytorch-lightning 1.9, so they get their own venv. CKPT="a.ckpt b.ckpt" replaces the fixtures.
+HEAR_VENV ?= .venv-hear
+CKPT ?=
+INTEROP := $(PY) interop/run_interop.py --hear-venv $(HEAR_VENV) $(foreach c,$(CKPT),--checkpoint $(c))
+
+hear-venv:
+	PYTHON=$(PYTHON) HEAR_VENV=$(HEAR_VENV) bash interop/setup_hear_venv.sh
+
+# CI's share: both validators for every configuration, heareval for the first one
+interop: install hear-venv
+	$(INTEROP) --quick
+
+interop-full: install hear-venv
+	$(INTEROP)
 
 clean:
 	rm -rf build *.egg-info .pytest_cache .ruff_cache

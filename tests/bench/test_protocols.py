@@ -535,3 +535,19 @@ def test_hear_mlp_with_threshold_free_event_scores(make_task, tmp_path):
     (result,), _ = run_unit(tmp_path, task_dir, "hear-mlp", params)
     assert result.primary == "intersection_f1"
     assert 0.0 <= result.scores["intersection_f1"] <= 1.0 and 0.0 <= result.scores["psds1"] <= 1.0
+
+
+def test_nan_validation_stops_but_keeps_a_first_checkpoint_like_lightning():
+    """A NaN check (no event detected) ends the run, as Lightning's EarlyStopping does; when it
+    is the first check its checkpoint is still the one tested (ModelCheckpoint ranks NaN last)."""
+    config = HeadConfig(4, 2)
+    heads = BatchedHeads(config, ["xavier_uniform"], [seeded_generator("nan", 0)])
+    first_nan = HeadRun(0, {}, maximize=True, max_epochs=10, patience=3)
+    first_nan.record(float("nan"), 0, None, heads, 0)
+    assert first_nan.stopped and first_nan.snapshot is not None
+    assert first_nan.best_value == float("-inf")
+
+    later_nan = HeadRun(0, {}, maximize=True, max_epochs=10, patience=3)
+    later_nan.record(0.4, 0, "pp", heads, 0)
+    later_nan.record(float("nan"), 1, None, heads, 0)
+    assert later_nan.stopped and later_nan.best_value == 0.4 and later_nan.best_epoch == 0

@@ -340,8 +340,10 @@ class HeadRun:
 
     def record(self, value: float, epoch: int, extra: Any, heads: BatchedHeads, slot: int) -> None:
         if np.isnan(value):
+            # Lightning's ModelCheckpoint ranks a NaN as the worst value (so a run whose first
+            # check is NaN still keeps that checkpoint); EarlyStopping stops on it
+            value = -math.inf if self.maximize else math.inf
             self.stopped = True
-            return
         improved = self.best_value is None or (
             value > self.best_value if self.maximize else value < self.best_value
         )

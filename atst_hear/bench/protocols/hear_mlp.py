@@ -215,12 +215,13 @@ class Evaluator:
         if not self.is_event:
             return _main(score_spec(name).compute(probs, self.data.y)), ()
         sign = 1.0 if self.maximize else -1.0
-        ranked = []
+        raw = {}
         for pp in self.postprocessing:
-            main = _main(score_spec(name).compute(self._event_inputs(probs, pp, [name])))
-            ranked.append((0.0 if np.isnan(main) else main, pp))  # hear-eval-kit: NaN counts as 0
-        best_value, best_pp = max(ranked, key=lambda item: (sign * item[0], item[1]))
-        return best_value, best_pp
+            raw[pp] = _main(score_spec(name).compute(self._event_inputs(probs, pp, [name])))
+        # hear-eval-kit ranks post-processings with NaN as 0 but logs the raw score, so a NaN
+        # (nothing detected) reaches early stopping, which ends the run there
+        best_pp = max(raw, key=lambda pp: (sign * (0.0 if np.isnan(raw[pp]) else raw[pp]), pp))
+        return raw[best_pp], best_pp
 
     def test_scores(self, probs: np.ndarray, logits: torch.Tensor, pp: Postprocessing) -> dict:
         """``{"loss", <score>, <score>_<sub>, ...}`` and the predicted events (event tasks)."""
