@@ -29,10 +29,13 @@ test: lint
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
+# embedding speed against the official code path (README "Speed"); writes results/bench_embed.json
 bench-embed: install
-	$(PY) benchmarks/bench_embed.py
+	$(PY) benchmarks/bench_embed.py --json results/bench_embed.json
 
-benchmark: bench-embed
+# the main job: the demo suite offline, or benchmarks/paper.yaml on real checkpoints and tasks
+benchmark: install
+	VENV=$(VENV) bash benchmarks/run_benchmark.sh
 
 # the real hear-validator and hear-eval-kit against atst-hear (docs/interop.md); they need
 # pytorch-lightning 1.9, so they get their own venv. CKPT="a.ckpt b.ckpt" replaces the fixtures.

@@ -214,7 +214,10 @@ def summarise(frame: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
                 "protocol": protocol,
                 "metric": metric,
                 "mean": mean,
-                "std": float(values.std()) if len(values) > 1 else math.nan,
+                # d_prime is inf when a class is perfectly separated: no spread to report then
+                "std": float(values.std())
+                if len(values) > 1 and bool(values.map(math.isfinite).all())
+                else math.nan,
                 "n": int(len(values)),
                 "valid_from_train": bool((rows["valid_source"] == "train-slice").any()),
                 "variant_of": first.variant_of,
@@ -241,35 +244,44 @@ def _fmt(value: float, scale: float = 1.0, digits: int = 3) -> str:
 
 def summary_markdown(summary: pd.DataFrame, failures, skipped, run_info, plots) -> str:
     lines = [f"# Benchmark summary: {run_info.get('suite_name', '')}".rstrip(), ""]
-    lines += [
-        "Mean ± std over seeds × folds (n runs) of each task's primary score. Published numbers "
-        "are shown in their own unit (percent or fraction); *difference* is ours minus published "
-        "in that unit. ⚠ marks a published number obtained with a different protocol; † marks "
-        "results whose validation set is a seeded slice of the training data (the task has no "
-        "validation split).",
-        "",
-        "| model | task | protocol | metric | ours (mean ± std) | n | published | published protocol"
-        " | source | difference |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    description = (run_info.get("suite_definition") or {}).get("description")
+    if description:
+        lines += [f"**{description}**", ""]
+    with_published = bool(summary["published"].notna().any()) if len(summary) else False
+    intro = (
+        "Mean ± std over seeds × folds (n runs) of each task's primary score. † marks results "
+        "whose validation set is a seeded slice of the training data (the task has no "
+        "validation split)."
+    )
+    header = "| model | task | protocol | metric | ours (mean ± std) | n |"
+    if with_published:
+        intro += (
+            " Published numbers are shown in their own unit (percent or fraction); *difference* "
+            "is ours minus published in that unit. ⚠ marks a published number obtained with a "
+            "different protocol."
+        )
+        header += " published | published protocol | source | difference |"
+    lines += [intro, "", header, "|---" * header.count(" |") + "|"]
     for row in summary.itertuples():
         scale = 100.0 if row.published_unit == "percent" else 1.0
         ours = f"{_fmt(row.mean, scale)} ± {_fmt(row.std, scale)}"
         if row.valid_from_train:
             ours += " †"
-        published = "–"
-        if not math.isnan(row.published):
-            published = f"{row.published:g}" + (
-                f" ± {row.published_plus_minus}" if row.published_plus_minus else ""
+        line = f"| {row.model} | {row.task} | {row.protocol} | {row.metric} | {ours} | {row.n} |"
+        if with_published:
+            published = "–"
+            if not math.isnan(row.published):
+                published = f"{row.published:g}" + (
+                    f" ± {row.published_plus_minus}" if row.published_plus_minus else ""
+                )
+                if row.published_unit == "percent":
+                    published += " %"
+            flag = " ⚠" if row.protocol_mismatch else ""
+            line += (
+                f" {published} | {row.published_protocol}{flag} | {row.published_source} | "
+                f"{_fmt(row.difference, 1.0, 2)} |"
             )
-            if row.published_unit == "percent":
-                published += " %"
-        flag = " ⚠" if row.protocol_mismatch else ""
-        lines.append(
-            f"| {row.model} | {row.task} | {row.protocol} | {row.metric} | {ours} | {row.n} | "
-            f"{published} | {row.published_protocol}{flag} | {row.published_source} | "
-            f"{_fmt(row.difference, 1.0, 2)} |"
-        )
+        lines.append(line)
     if failures:
         lines += ["", "## Failed units", "", "| unit | error |", "|---|---|"]
         lines += [f"| {f['unit']} | {str(f['error']).replace('|', '/')[:300]} |" for f in failures]

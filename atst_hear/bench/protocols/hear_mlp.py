@@ -442,9 +442,11 @@ class HearMLP(Protocol):
         if len(per_fold) > 1:
             frame = pd.DataFrame.from_dict(layout, orient="index")
             aggregated = {}
-            for column in frame:  # pandas std: ddof 1, as hear-eval-kit
-                aggregated[f"{column}_mean"] = float(frame[column].mean())
-                aggregated[f"{column}_std"] = float(frame[column].std())
+            # pandas std (ddof 1), as hear-eval-kit: NaN where a fold's d_prime is inf
+            with np.errstate(invalid="ignore"):
+                for column in frame:
+                    aggregated[f"{column}_mean"] = float(frame[column].mean())
+                    aggregated[f"{column}_std"] = float(frame[column].std())
             layout["aggregated_scores"] = aggregated
         layout.update(
             {

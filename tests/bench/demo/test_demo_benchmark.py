@@ -1,0 +1,57 @@
+"""`make benchmark`'s path end to end through the CLI, on a reduced demo (one seed, two tasks)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from atst_hear.bench.taskfolder import validate_task_folder
+from atst_hear.cli import main
+
+SUITE = Path(__file__).resolve().parents[3] / "benchmarks" / "demo.yaml"
+
+
+@pytest.mark.slow
+def test_demo_benchmark_runs_end_to_end(tmp_path, capsys):
+    tasks, out = tmp_path / "tasks", tmp_path / "run"
+    assert (
+        main(["demo-tasks", str(tasks), "--scale", "0.5", "--tasks", "demo_words", "demo_events"])
+        == 0
+    )
+    for task in ("demo_words", "demo_events"):
+        assert not [p for p in validate_task_folder(tasks / task) if p.severity == "error"]
+    args = [
+        "bench",
+        "--suite",
+        str(SUITE),
+        "--tasks-dir",
+        str(tasks),
+        "--out",
+        str(out),
+        "--tasks",
+        "demo_words,demo_events",
+        "--seeds",
+        "0",
+        "--quiet",
+        "--models",
+        "tiny-frame-random,tiny-clip-random,logmel",
+    ]
+    assert main(args) == 0
+
+    with open(out / "scores.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    protocols = {(r["model"], r["task"], r["protocol"]) for r in rows}
+    for model in ("tiny-frame-random", "tiny-clip-random", "logmel"):
+        assert {(model, "demo_words", p) for p in ("paper-linear", "hear-mlp", "knn")} <= protocols
+        assert {(model, "demo_events", p) for p in ("hear-mlp", "sed")} <= protocols
+    summary = (out / "summary.md").read_text()
+    assert "measures the pipeline, not the models" in summary
+    assert (out / "plots" / "task-demo_words.png").is_file()
+    assert (out / "plots" / "psd-roc-demo_events.png").is_file()
+
+    # a second invocation resumes: nothing is recomputed
+    capsys.readouterr()
+    assert main(args) == 0
+    assert any(line.startswith("0 units run") for line in capsys.readouterr().out.splitlines())
