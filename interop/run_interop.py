@@ -10,9 +10,11 @@ For every checkpoint (default: the official-format fixtures) and both embedding 
    ``test.predicted-scores.json`` files are checked (finite scores);
 4. our ``hear-mlp`` protocol runs on the same tasks and grid with the seeds
    :data:`COMPARISON_SEEDS`; its embeddings must equal heareval's, and heareval's primary score
-   must lie within 1 point of the range of hear-mlp's scores. The range, not one seed: on tasks
-   this small hear-mlp's own scores spread by 1 (k-fold) to 9 (event) points from seed to seed,
-   and heareval draws its initialisation from yet another generator.
+   must lie within 1 point of the band of training noise around hear-mlp's mean (mean ±
+   :data:`NOISE_SIGMAS` standard deviations over the seeds). Not one seed against one run: on
+   tasks this small hear-mlp's own scores spread by 1 (k-fold) to 6 (event) points from seed to
+   seed, heareval draws its initialisation from yet another generator and runs once, so a
+   single heareval score falls outside the range of 5 other draws one time in three by chance.
 
 Validators run for every configuration; ``--quick`` (what CI runs) takes only the first
 configuration through steps 2-4, on the k-fold scene task and the event task.
@@ -58,6 +60,7 @@ VALIDATOR_VERSIONS = ("2021.0.6", "2021.0.2")
 TOKEN_HOP_MS = 40.0
 FIRST_TIMESTAMP_MS = {"default": 15.0, "official": 0.0}  # token centres / official token starts
 MAX_SCORE_GAP = 0.01  # "within 1 point" on heareval's 0-1 scale
+NOISE_SIGMAS = 3.0  # width of the seed-to-seed noise band, in standard deviations
 COMPARISON_SEEDS = [0, 1, 2, 3, 4]
 # the converging grid varies only the initialisation: two points, as in both tools' order
 GRID_POINTS = 2
@@ -467,10 +470,11 @@ def hear_mlp_scores(mlp_out: Path, config: Config, task: TaskFolder) -> list[flo
 
 
 def distance_outside(value: float, values: Sequence[float]) -> float:
-    """How far ``value`` lies outside the range of ``values`` (0 inside; NaN for NaN)."""
-    if math.isnan(value):
+    """How far ``value`` lies outside mean ± NOISE_SIGMAS·std of ``values`` (0 inside; NaN for NaN)."""
+    if math.isnan(value) or any(math.isnan(v) for v in values):
         return math.nan
-    return max(min(values) - value, value - max(values), 0.0)
+    centre, spread = float(np.mean(values)), float(np.std(values, ddof=1))
+    return max(abs(value - centre) - NOISE_SIGMAS * spread, 0.0)
 
 
 def compare_scores(
@@ -488,7 +492,7 @@ def compare_scores(
             heareval = json.loads((emb_dir / "test.predicted-scores.json").read_text())
             theirs = primary_score(heareval, task)
             ours = hear_mlp_scores(mlp_out, config, task)
-            low, high = min(ours), max(ours)
+            centre, spread = float(np.mean(ours)), float(np.std(ours, ddof=1))
             gap = distance_outside(theirs, ours)
             report.scores.append(
                 {
@@ -504,14 +508,15 @@ def compare_scores(
             )
             print(
                 f"[interop] {config.name} {task.name} {task.primary_score}: heareval "
-                f"{theirs:.4f}, hear-mlp {low:.4f}-{high:.4f} over seeds {COMPARISON_SEEDS}; "
+                f"{theirs:.4f}, hear-mlp {centre:.4f} ± {spread:.4f} over seeds {COMPARISON_SEEDS}; "
                 f"embeddings differ by <= {largest:.1e}",
                 flush=True,
             )
             if not gap <= MAX_SCORE_GAP:
                 report.fail(
                     f"{config.name} {task.name}: heareval's {theirs:.4f} is {gap:.4f} outside "
-                    f"hear-mlp's range {low:.4f}-{high:.4f}, more than {MAX_SCORE_GAP} "
+                    f"hear-mlp's {centre:.4f} ± {NOISE_SIGMAS:g}·{spread:.4f}, more than "
+                    f"{MAX_SCORE_GAP} "
                     f"({emb_dir}, {mlp_out})"
                 )
 
@@ -540,7 +545,7 @@ def write_report(report: Report) -> None:
     lines += ["## Scores: heareval against hear-mlp (same embeddings, same grid)", ""]
     lines += [
         "| config | task | primary score | heareval | hear-mlp seed 0 | hear-mlp seeds "
-        f"{COMPARISON_SEEDS} | outside the range by | embeddings max abs diff |",
+        f"{COMPARISON_SEEDS} | outside mean ± {NOISE_SIGMAS:g} std by | embeddings max abs diff |",
         "|---|---|---|---:|---:|---|---:|---:|",
     ]
     lines += [

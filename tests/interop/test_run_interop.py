@@ -147,11 +147,14 @@ def test_primary_score_reads_both_layouts(interop, tmp_path):
     assert interop.primary_score({"aggregated_scores": {"test_score_mean": 0.5}}, kfold) == 0.5
 
 
-def test_distance_outside_the_seed_range(interop):
-    assert interop.distance_outside(0.5, [0.4, 0.6]) == 0.0
-    assert interop.distance_outside(0.3, [0.4, 0.6]) == pytest.approx(0.1)
-    assert interop.distance_outside(0.65, [0.4, 0.6]) == pytest.approx(0.05)
-    assert math.isnan(interop.distance_outside(math.nan, [0.4]))
+def test_distance_outside_the_noise_band(interop):
+    seeds = [0.40, 0.42, 0.44, 0.46, 0.48]  # mean 0.44, std 0.0316
+    band = interop.NOISE_SIGMAS * 0.0316228
+    assert interop.distance_outside(0.44 + band - 0.001, seeds) == 0.0
+    assert interop.distance_outside(0.44 - band - 0.05, seeds) == pytest.approx(0.05, abs=1e-6)
+    assert interop.distance_outside(0.44 + band + 0.02, seeds) == pytest.approx(0.02, abs=1e-6)
+    assert math.isnan(interop.distance_outside(math.nan, seeds))
+    assert math.isnan(interop.distance_outside(0.4, [0.4, math.nan]))
 
 
 def test_validator_summary_drops_the_model_repr(interop):
