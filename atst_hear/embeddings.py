@@ -44,6 +44,11 @@ OFFICIAL_CHUNK_FRAMES = 1001  # official: "10 seconds, consistent with the posit
 # default mode pads audio shorter than this to exactly one 40 ms token
 ONE_TOKEN_SAMPLES = 4 * HOP_LENGTH
 POOL_EPS = 1e-6  # the official pooling denominators add it; kept for bit-compatibility
+# the chunks of the official fine-tuning / linear-evaluation pooling (6 s + 1 and 10 s + 1 frames)
+CLIP_FINETUNE_CHUNK_FRAMES = 601
+FRAME_FINETUNE_CHUNK_FRAMES = 1001
+# official Frame pooling leaves out chunks of at most this many frames entirely
+FRAME_MIN_CHUNK = 20
 
 
 @dataclass(frozen=True)
@@ -318,3 +323,46 @@ class ATSTEmbedder(nn.Module):
             prompts = [x[:, :special].mean(dim=1) for x in raw]
             return torch.cat([part for pair in zip(means, prompts) for part in pair], dim=-1)
         return torch.cat(means, dim=-1)
+
+
+def finetune_embedding(
+    encoder: ATSTEncoder, mel: torch.Tensor, frame_lengths: torch.Tensor, compat: str = "default"
+) -> torch.Tensor:
+    """The fine-tuning embedding of the last block, differentiable, for padded batches.
+
+    Frame: mean of the valid tokens' ``norm_frame`` outputs; Clip: ``[cls, token mean]``.
+    Chunks of 1001 (Frame) / 601 (Clip) frames; the first chunk counts if it holds audio, a later
+    one only if more than half of it does (``chunk_mark``); the counted chunks are averaged.
+    """
+    config = encoder.config
+    clip = config.flavour == "clip"
+    chunk = CLIP_FINETUNE_CHUNK_FRAMES if clip else FRAME_FINETUNE_CHUNK_FRAMES
+    total, weight = None, None
+    for index, start in enumerate(range(0, mel.shape[-1], chunk)):
+        piece = mel[..., start : start + chunk]
+        if piece.shape[-1] < config.patch_width or (
+            not clip and piece.shape[-1] <= FRAME_MIN_CHUNK
+        ):
+            continue
+        remaining = (frame_lengths - start).clamp(min=0)
+        current = remaining.clamp(max=chunk)
+        counted = (current > 0) if index == 0 else (current > chunk // 2)
+        if not bool(counted.any()):
+            continue
+        x = encoder.final_norm(encoder(piece, frame_lengths=current)[-1])
+        tokens = x[:, config.n_special :]
+        valid = (
+            torch.arange(tokens.shape[1], device=x.device)[None, :]
+            < (current // config.patch_width)[:, None]
+        )
+        # official Clip divides by the tokens of everything from this chunk on (§3.2)
+        pooled = remaining if clip and compat == "official" else current
+        denominator = (pooled // config.patch_width).to(x.dtype) + POOL_EPS
+        mean = (tokens * valid[..., None].to(x.dtype)).sum(dim=1) / denominator[:, None]
+        vector = torch.cat([x[:, 0], mean], dim=-1) if clip else mean
+        mark = counted.to(x.dtype)[:, None]
+        total = vector * mark if total is None else total + vector * mark
+        weight = mark if weight is None else weight + mark
+    if total is None:
+        raise ValueError(f"no chunk of a {mel.shape[-1]}-frame batch holds a whole token")
+    return total / weight

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from atst_hear.embeddings import ATSTEmbedder
+from atst_hear.embeddings import ATSTEmbedder, finetune_embedding
 from atst_hear.frontend import LogMelFrontend
 from atst_hear.models import ATSTConfig, ATSTEncoder
 from atst_hear.models.checkpoints import load_encoder
@@ -215,3 +215,49 @@ def test_twenty_minutes_run_in_bounded_passes(frame_encoder, monkeypatch):
     scene = model.scene_embeddings(torch.rand(1, 20 * 60 * 16000) * 2 - 1)
     assert scene.shape == (1, 384) and bool(torch.isfinite(scene).all())
     assert sum(pass_tokens) == 30000 and max(pass_tokens) <= 2000
+
+
+# --- the differentiable fine-tuning embedding (finetune protocol, C2F distillation) -----------
+def small_encoder(flavour: str) -> ATSTEncoder:
+    torch.manual_seed(0)
+    return ATSTEncoder(ATSTConfig(flavour, width=64, depth=2, heads=1)).eval()
+
+
+def test_frame_embedding_leaves_out_a_short_second_chunk():
+    model = small_encoder("frame")
+    mel = torch.randn(2, 1, 64, 1201)
+    lengths = torch.tensor([1201, 1201])
+    with torch.no_grad():
+        both = finetune_embedding(model, mel, lengths)
+        first = finetune_embedding(model, mel[..., :1001], torch.tensor([1001, 1001]))
+    assert torch.allclose(both, first, atol=1e-6)
+
+
+def test_clip_official_pooling_scales_non_final_chunk_means():
+    model = small_encoder("clip")
+    mel = torch.randn(1, 1, 64, 1201)
+    lengths = torch.tensor([1201])
+    with torch.no_grad():
+        fixed = finetune_embedding(model, mel, lengths, "default")
+        official = finetune_embedding(model, mel, lengths, "official")
+        chunk_means = [
+            finetune_embedding(model, mel[..., s : s + 601], torch.tensor([min(601, 1201 - s)]))[
+                :, 64:
+            ]
+            for s in (0, 601)
+        ]
+    assert torch.allclose(fixed[:, :64], official[:, :64], atol=1e-6)  # cls parts agree
+    # chunk 0 holds 150 tokens but official divides by all 300 from its start on
+    expected = (0.5 * chunk_means[0] + chunk_means[1]) / 2
+    assert torch.allclose(official[:, 64:], expected, atol=1e-5)
+    assert torch.allclose(fixed[:, 64:], (chunk_means[0] + chunk_means[1]) / 2, atol=1e-5)
+
+
+def test_padding_does_not_change_an_example_embedding():
+    model = small_encoder("frame")
+    mel = torch.randn(1, 1, 64, 300)
+    padded = torch.cat([mel, torch.zeros(1, 1, 64, 100)], dim=-1)
+    with torch.no_grad():
+        alone = finetune_embedding(model, mel, torch.tensor([300]))
+        in_batch = finetune_embedding(model, padded, torch.tensor([300]))
+    assert torch.allclose(alone, in_batch, atol=1e-5)

@@ -215,3 +215,28 @@ class ATSTEncoder(nn.Module):
             if index >= first_kept:
                 outputs.append(x)
         return outputs
+
+
+def layer_decay_groups(
+    model: nn.Module, encoder: ATSTEncoder, decay: float
+) -> list[dict[str, Any]]:
+    """Trainable parameters of ``model`` in groups with the ATST papers' layer-wise ``lr_scale``.
+
+    Inside ``encoder``: patch / positional / mask / cls / prompt embeddings ``decay**depth``,
+    block ``i`` ``decay**(depth - i)``, the final norm ``decay``; every other parameter of
+    ``model`` (the heads) 1.
+    """
+    depth = encoder.config.depth
+    scale_of = {}
+    for name, parameter in encoder.named_parameters():
+        if name.startswith("blocks."):
+            scale_of[id(parameter)] = decay ** (depth - int(name.split(".")[1]))
+        elif name.startswith(f"{encoder.config.final_norm_name}."):
+            scale_of[id(parameter)] = decay
+        else:
+            scale_of[id(parameter)] = decay**depth
+    groups: dict[float, list[nn.Parameter]] = {}
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            groups.setdefault(scale_of.get(id(parameter), 1.0), []).append(parameter)
+    return [{"params": params, "lr_scale": scale} for scale, params in groups.items()]

@@ -47,23 +47,17 @@ from torch.utils.data import DataLoader, Dataset
 from ..audio import SAMPLE_RATE, audio_info, read_audio
 from ..bench.metrics import compute_scores, mean_average_precision, top1_accuracy
 from ..bench.taskfolder import TaskFolder
-from ..embeddings import POOL_EPS
+from ..embeddings import COMPAT_MODES, finetune_embedding
 from ..fileio import write_json_atomic
 from ..frontend import MIN_SAMPLES, LogMelFrontend, num_frames
 from ..models.checkpoints import CheckpointError, extract_encoder_weights, load_archive
-from ..models.encoder import ATSTEncoder
+from ..models.encoder import ATSTEncoder, layer_decay_groups
 from . import schedules
 from .checkpoint import write_classifier_checkpoint
 from .module import step_seed
 from .recipes import TEACHER_MODES, RecipeError, RecipeFields
 from .training import Hardware, build_trainer, latest_checkpoint, resolve_recipe
 from .views import MemoryBank, random_resize_crop
-
-CLIP_CHUNK_FRAMES = num_frames(6 * SAMPLE_RATE)  # 601: the official Clip fine-tuning chunk
-FRAME_CHUNK_FRAMES = num_frames(10 * SAMPLE_RATE)  # 1001
-# official Frame pooling leaves out chunks of at most this many frames entirely
-FRAME_MIN_CHUNK = 20
-COMPAT_MODES = ("default", "official")
 
 
 @dataclass(frozen=True)
@@ -145,49 +139,6 @@ class LinearHead(nn.Module):
         return self.linear(self.norm(x))
 
 
-def finetune_embedding(
-    encoder: ATSTEncoder, mel: torch.Tensor, frame_lengths: torch.Tensor, compat: str = "default"
-) -> torch.Tensor:
-    """The fine-tuning embedding of the last block, differentiable, for padded batches.
-
-    Frame: mean of the valid tokens' ``norm_frame`` outputs; Clip: ``[cls, token mean]``.
-    Chunks of 1001 (Frame) / 601 (Clip) frames; the first chunk counts if it holds audio, a later
-    one only if more than half of it does (``chunk_mark``); the counted chunks are averaged.
-    """
-    config = encoder.config
-    clip = config.flavour == "clip"
-    chunk = CLIP_CHUNK_FRAMES if clip else FRAME_CHUNK_FRAMES
-    total, weight = None, None
-    for index, start in enumerate(range(0, mel.shape[-1], chunk)):
-        piece = mel[..., start : start + chunk]
-        if piece.shape[-1] < config.patch_width or (
-            not clip and piece.shape[-1] <= FRAME_MIN_CHUNK
-        ):
-            continue
-        remaining = (frame_lengths - start).clamp(min=0)
-        current = remaining.clamp(max=chunk)
-        counted = (current > 0) if index == 0 else (current > chunk // 2)
-        if not bool(counted.any()):
-            continue
-        x = encoder.final_norm(encoder(piece, frame_lengths=current)[-1])
-        tokens = x[:, config.n_special :]
-        valid = (
-            torch.arange(tokens.shape[1], device=x.device)[None, :]
-            < (current // config.patch_width)[:, None]
-        )
-        # official Clip divides by the tokens of everything from this chunk on (§3.2)
-        pooled = remaining if clip and compat == "official" else current
-        denominator = (pooled // config.patch_width).to(x.dtype) + POOL_EPS
-        mean = (tokens * valid[..., None].to(x.dtype)).sum(dim=1) / denominator[:, None]
-        vector = torch.cat([x[:, 0], mean], dim=-1) if clip else mean
-        mark = counted.to(x.dtype)[:, None]
-        total = vector * mark if total is None else total + vector * mark
-        weight = mark if weight is None else weight + mark
-    if total is None:
-        raise ValueError(f"no chunk of a {mel.shape[-1]}-frame batch holds a whole token")
-    return total / weight
-
-
 class TaskClassifier(nn.Module):
     """Encoder + linear head on the fine-tuning embedding."""
 
@@ -200,26 +151,6 @@ class TaskClassifier(nn.Module):
 
     def forward(self, mel: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
         return self.head(finetune_embedding(self.encoder, mel, frame_lengths, self.compat))
-
-
-def layerwise_groups(model: nn.Module, config, decay: float) -> list[dict[str, Any]]:
-    """Trainable parameters of ``model.encoder`` / ``model.head`` in groups with ``lr_scale``:
-    embeddings decay^depth, block i decay^(depth-i), final norm decay, head 1."""
-    depth, final_norm = config.depth, config.final_norm_name
-    scales: dict[float, list[nn.Parameter]] = {}
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        if name.startswith("head."):
-            scale = 1.0
-        elif name.startswith("encoder.blocks."):
-            scale = decay ** (depth - int(name.split(".")[2]))
-        elif name.startswith(f"encoder.{final_norm}."):
-            scale = decay
-        else:
-            scale = decay**depth
-        scales.setdefault(scale, []).append(param)
-    return [{"params": params, "lr_scale": scale} for scale, params in scales.items()]
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -338,7 +269,7 @@ class ClassifierTraining(L.LightningModule):
         return self.head(finetune_embedding(self.encoder, mel, frames, self.compat))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        groups = layerwise_groups(self, self.encoder.config, self.recipe.layer_decay)
+        groups = layer_decay_groups(self, self.encoder, self.recipe.layer_decay)
         return torch.optim.SGD(groups, lr=0.0, momentum=self.recipe.momentum, weight_decay=0.0)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:

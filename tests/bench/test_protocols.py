@@ -419,11 +419,15 @@ def test_sed_head_pools_only_real_frames():
 
 
 def test_layer_decay_groups_follow_the_paper():
-    from atst_hear.bench.protocols.finetune import FinetuneModel, layer_decay_groups
-    from atst_hear.models.encoder import ATSTConfig, ATSTEncoder
+    from atst_hear.bench.protocols.finetune import FinetuneModel
+    from atst_hear.models.encoder import ATSTConfig, ATSTEncoder, layer_decay_groups
 
     model = FinetuneModel(ATSTEncoder(ATSTConfig.preset("frame", "tiny")), 3, seeded_generator("f"))
-    scales = {id(p): g["lr_scale"] for g in layer_decay_groups(model, 0.75) for p in g["params"]}
+    scales = {
+        id(p): g["lr_scale"]
+        for g in layer_decay_groups(model, model.encoder, 0.75)
+        for p in g["params"]
+    }
     depth = model.encoder.config.depth  # 4 for tiny
     assert scales[id(model.head.weight)] == 1.0
     assert scales[id(model.encoder.final_norm.weight)] == 0.75

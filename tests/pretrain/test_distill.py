@@ -10,13 +10,11 @@ import torch
 import atst_hear.hear.c2f as hear_c2f
 from atst_hear.bench.taskfolder import TaskFolder
 from atst_hear.models.checkpoints import CheckpointError, load_archive
-from atst_hear.models.encoder import ATSTConfig, ATSTEncoder
+from atst_hear.models.encoder import ATSTConfig, ATSTEncoder, layer_decay_groups
 from atst_hear.pretrain.distill import (
     DistillRecipe,
     TaskClassifier,
     choose_splits,
-    finetune_embedding,
-    layerwise_groups,
     load_classifier,
     run_distillation,
 )
@@ -28,49 +26,9 @@ def encoder(flavour: str) -> ATSTEncoder:
     return ATSTEncoder(ATSTConfig(flavour, width=64, depth=2, heads=1)).eval()
 
 
-def test_frame_embedding_leaves_out_a_short_second_chunk():
-    model = encoder("frame")
-    mel = torch.randn(2, 1, 64, 1201)
-    lengths = torch.tensor([1201, 1201])
-    with torch.no_grad():
-        both = finetune_embedding(model, mel, lengths)
-        first = finetune_embedding(model, mel[..., :1001], torch.tensor([1001, 1001]))
-    assert torch.allclose(both, first, atol=1e-6)
-
-
-def test_clip_official_pooling_scales_non_final_chunk_means():
-    model = encoder("clip")
-    mel = torch.randn(1, 1, 64, 1201)
-    lengths = torch.tensor([1201])
-    with torch.no_grad():
-        fixed = finetune_embedding(model, mel, lengths, "default")
-        official = finetune_embedding(model, mel, lengths, "official")
-        chunk_means = [
-            finetune_embedding(model, mel[..., s : s + 601], torch.tensor([min(601, 1201 - s)]))[
-                :, 64:
-            ]
-            for s in (0, 601)
-        ]
-    assert torch.allclose(fixed[:, :64], official[:, :64], atol=1e-6)  # cls parts agree
-    # chunk 0 holds 150 tokens but official divides by all 300 from its start on
-    expected = (0.5 * chunk_means[0] + chunk_means[1]) / 2
-    assert torch.allclose(official[:, 64:], expected, atol=1e-5)
-    assert torch.allclose(fixed[:, 64:], (chunk_means[0] + chunk_means[1]) / 2, atol=1e-5)
-
-
-def test_padding_does_not_change_an_example_embedding():
-    model = encoder("frame")
-    mel = torch.randn(1, 1, 64, 300)
-    padded = torch.cat([mel, torch.zeros(1, 1, 64, 100)], dim=-1)
-    with torch.no_grad():
-        alone = finetune_embedding(model, mel, torch.tensor([300]))
-        in_batch = finetune_embedding(model, padded, torch.tensor([300]))
-    assert torch.allclose(alone, in_batch, atol=1e-5)
-
-
 def test_layerwise_learning_rate_scales():
     classifier = TaskClassifier(encoder("frame"), n_classes=3)
-    groups = layerwise_groups(classifier, classifier.encoder.config, 0.5)
+    groups = layer_decay_groups(classifier, classifier.encoder, 0.5)
     by_scale = {g["lr_scale"]: g["params"] for g in groups}
     params = dict(classifier.named_parameters())
     assert any(p is params["encoder.pos_embed"] for p in by_scale[0.25])  # 0.5 ** depth

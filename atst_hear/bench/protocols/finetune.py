@@ -34,10 +34,11 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ...audio import SAMPLE_RATE, read_audio
+from ...embeddings import finetune_embedding
 from ...fileio import atomic_output
 from ...frontend import HOP_LENGTH, MIN_SAMPLES, LogMelFrontend, num_frames
 from ...models.checkpoints import load_encoder
-from ...models.encoder import ATSTConfig, ATSTEncoder
+from ...models.encoder import ATSTConfig, ATSTEncoder, layer_decay_groups
 from ..cache import ModelSpec, audio_source
 from ..metrics import compute_scores, score_spec
 from ..taskfolder import TaskFolder
@@ -92,36 +93,10 @@ class FinetuneModel(torch.nn.Module):
 
     def features(self, mel: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
         """Pooled last-block features of ``mel [B, 1, 64, T]`` with valid ``frame_lengths``."""
-        config = self.encoder.config
-        (last,) = self.encoder(mel, frame_lengths=frame_lengths, n_blocks=1)
-        last = self.encoder.final_norm(last)
-        tokens = last[:, config.n_special :]
-        valid = (
-            torch.arange(tokens.shape[1], device=mel.device)[None]
-            < (self.encoder.token_lengths(frame_lengths)[:, None])
-        )
-        mean = (tokens * valid[..., None]).sum(1) / valid.sum(1, keepdim=True).clamp(min=1)
-        return torch.cat([last[:, 0], mean], dim=1) if config.flavour == "clip" else mean
+        return finetune_embedding(self.encoder, mel, frame_lengths)
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(self.head_norm(features))
-
-
-def layer_decay_groups(model: FinetuneModel, decay: float) -> list[dict[str, Any]]:
-    """Parameter groups with the paper's layer-wise learning-rate scales."""
-    encoder, depth = model.encoder, model.encoder.config.depth
-    groups: dict[float, list[torch.nn.Parameter]] = {}
-    for name, parameter in model.named_parameters():
-        if name.startswith("head"):
-            scale = 1.0
-        elif name.startswith("encoder.blocks."):
-            scale = decay ** (depth - int(name.split(".")[2]))
-        elif name.startswith(f"encoder.{encoder.config.final_norm_name}."):
-            scale = decay
-        else:  # patch / positional / mask / cls / prompt embeddings
-            scale = decay**depth
-        groups.setdefault(scale, []).append(parameter)
-    return [{"params": params, "lr_scale": scale} for scale, params in groups.items()]
 
 
 class CropDataset(Dataset):
@@ -253,7 +228,7 @@ class Finetune(Protocol):
         epochs = int(params["epochs"])
         total, warmup = epochs * steps_per_epoch, int(params["warmup_epochs"]) * steps_per_epoch
         base_lr = params["lr"] * params["batch_size"] / params["lr_reference_batch"]
-        groups = layer_decay_groups(model, params["layer_decay"])
+        groups = layer_decay_groups(model, model.encoder, params["layer_decay"])
         optimizer = torch.optim.SGD(groups, lr=base_lr, momentum=params["momentum"])
         augment = seeded_generator("finetune-augment", ctx.seed, ctx.fold)
         state_file = ctx.workdir / "finetune-state.pt"
