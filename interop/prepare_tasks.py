@@ -23,22 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from atst_hear.bench.demo.suite import generate_suite
-from atst_hear.bench.taskfolder import TaskFolder, validate_task_folder
+from atst_hear.bench.taskfolder import HEAREVAL_SCORES, TaskFolder, validate_task_folder
 from atst_hear.fileio import write_json_atomic
 
-# heareval/score.py: available_scores
-HEAREVAL_SCORES = (
-    "top1_acc",
-    "pitch_acc",
-    "chroma_acc",
-    "mAP",
-    "d_prime",
-    "aucroc",
-    "event_onset_200ms_fms",
-    "event_onset_50ms_fms",
-    "event_onset_offset_50ms_20perc_fms",
-    "segment_1s_er",
-)
 # task -> demo scale. The scene tasks get about as many training clips as the fixtures'
 # embeddings have dimensions, and 256 (instruments, scale 8) or 800 (sounds, 5 folds at scale 4)
 # test clips, so one clip moves a score by at most 0.4 points.

@@ -32,7 +32,8 @@ from ..fileio import write_json_atomic, write_text_atomic
 EMBEDDING_TYPES = ("scene", "event")
 PREDICTION_TYPES = ("multiclass", "multilabel")
 SPLIT_MODES = ("trainvaltest", "new_split_kfold", "presplit_kfold")
-SCORES = (
+# the score functions hear-eval-kit implements (heareval/score.py), then the ones it lacks
+HEAREVAL_SCORES = (
     "top1_acc",
     "pitch_acc",
     "chroma_acc",
@@ -43,6 +44,8 @@ SCORES = (
     "event_onset_50ms_fms",
     "event_onset_offset_50ms_20perc_fms",
     "segment_1s_er",
+)
+SCORES = HEAREVAL_SCORES + (
     "psds1",
     "psds2",
     "psds1_sed_scores_eval",
