@@ -44,6 +44,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .. import schedules
 from ..audio import SAMPLE_RATE, audio_info, read_audio
 from ..bench.metrics import compute_scores, mean_average_precision, top1_accuracy
 from ..bench.taskfolder import TaskFolder
@@ -52,7 +53,6 @@ from ..fileio import write_json_atomic
 from ..frontend import MIN_SAMPLES, LogMelFrontend, num_frames
 from ..models.checkpoints import CheckpointError, extract_encoder_weights, load_archive
 from ..models.encoder import ATSTEncoder, layer_decay_groups
-from . import schedules
 from .checkpoint import write_classifier_checkpoint
 from .module import step_seed
 from .recipes import TEACHER_MODES, RecipeError, RecipeFields

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import schedules
 from ..models.encoder import ATSTEncoder
-from . import schedules
 from .checkpoint import official_hyper_parameters
 from .heads import build_mlp, ema_update, symmetric_byol_loss
 from .recipes import PretrainRecipe

@@ -343,7 +343,7 @@ def test_sed_units_get_psd_roc_plots(make_task, tmp_path):
         tasks={"events": {}},
         models={"logmel": {"module": "atst_hear.bench.baselines"}},
         protocols=[
-            {"protocol": "sed", "params": {"epochs": 3, "batch_size": 4}},
+            {"protocol": "sed", "params": {"epochs": 3, "warmup_epochs": 1, "batch_size": 4}},
             {"protocol": "knn"},
         ],
     )

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ... import schedules
 from ...audio import SAMPLE_RATE, read_audio
 from ...embeddings import finetune_embedding
 from ...fileio import atomic_output
@@ -45,7 +46,6 @@ from ..taskfolder import TaskFolder
 from .base import FoldResult, Protocol, UnitContext
 from .batched import seeded_generator
 from .data import FileSelection, holdout_rotation, multi_hot, select_folds
-from .sed import warmup_cosine
 
 _FLAVOUR_OF_MODULE = {
     "atst_hear.hear.frame": "frame",
@@ -271,8 +271,8 @@ class Finetune(Protocol):
                 (loss / accumulate).backward()
                 if (index + 1) % accumulate == 0 or index + 1 == len(loader):
                     for group in optimizer.param_groups:
-                        group["lr"] = group["lr_scale"] * warmup_cosine(
-                            step, total, warmup, base_lr
+                        group["lr"] = group["lr_scale"] * schedules.learning_rate(
+                            step, base_lr, warmup, total
                         )
                     torch.nn.utils.clip_grad_norm_(model.parameters(), params["grad_clip"])
                     optimizer.step()

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ... import schedules
 from ...fileio import write_json_atomic
 from ..metrics import (
     PSDS1,
@@ -146,14 +147,6 @@ def _cycle(n: int, size: int, generator: torch.Generator):
         rows = rows[size:]
 
 
-def warmup_cosine(step: int, total: int, warmup: int, base: float, final: float = 1e-6) -> float:
-    """Linear warm-up from 0 over ``warmup`` steps, then a cosine from ``base`` to ``final``."""
-    if step < warmup:
-        return base * step / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return final + (base - final) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
 class SED(Protocol):
     name = "sed"
     version = 1
@@ -250,7 +243,7 @@ class SED(Protocol):
             head.train()
             for rows in torch.randperm(len(strong), generator=order).split(per_step):
                 for group in optimizer.param_groups:
-                    group["lr"] = warmup_cosine(step, total, warmup, params["lr"])
+                    group["lr"] = schedules.learning_rate(step, params["lr"], warmup, total)
                 frames, clip_scores = head(strong.x[rows], strong.mask[rows])
                 real = strong.mask[rows][..., None].expand_as(frames)
                 loss = F.binary_cross_entropy(frames[real], strong.frame_y[rows][real])

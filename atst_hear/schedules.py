@@ -1,4 +1,5 @@
-"""Per-step schedules of ATST pre-training (``atst-reference.md`` §4.1).
+"""Per-step schedules of ATST training (``atst-reference.md`` §4.1, §6.3), shared by pre-training,
+C2F distillation and the benchmark's trained protocols (``finetune``, ``sed``).
 
 All three are functions of the optimizer step (0-based) and the run length ``total_steps``, so a
 resumed run recomputes them from the restored step and never needs schedule state:
@@ -49,8 +50,8 @@ def ema_momentum(step: int, total_steps: int, base: float) -> float:
 
 def _check_lengths(warmup_steps: int, total_steps: int) -> None:
     if total_steps < 1:
-        raise ValueError(f"max_steps must be at least 1, got {total_steps}")
+        raise ValueError(f"a schedule needs at least 1 step, got {total_steps}")
     if not 0 <= warmup_steps < total_steps:
         raise ValueError(
-            f"warmup_steps must be in [0, max_steps) = [0, {total_steps}), got {warmup_steps}"
+            f"the warm-up ({warmup_steps} steps) must be shorter than the run ({total_steps} steps)"
         )
