@@ -33,7 +33,7 @@ test-slow: install
 bench-embed: install
 	$(PY) benchmarks/bench_embed.py --json results/bench_embed.json
 
-# the main job: the demo suite offline, or benchmarks/paper.yaml on real checkpoints and tasks
+# the main job: the demo suite offline, or the paper suite on real checkpoints and tasks
 benchmark: install
 	VENV=$(VENV) bash benchmarks/run_benchmark.sh
 
@@ -66,7 +66,7 @@ pretrain-demo: install
 	$(VENV)/bin/atst-hear demo-tasks $(DEMO_TASKS) && \
 	$(VENV)/bin/atst-hear pretrain --flavour frame --arch tiny --accelerator cpu --devices 1 \
 		--data '$(DEMO_TASKS)/*/16000/train' --out $(PRETRAIN_DEMO) --resume && \
-	$(VENV)/bin/atst-hear bench --suite benchmarks/pretrain/demo-probe.yaml --quiet --device cpu \
+	$(VENV)/bin/atst-hear bench --suite pretrain-demo-probe --quiet --device cpu \
 		--tasks-dir $(DEMO_TASKS) --checkpoint pretrained=$(PRETRAIN_DEMO)/atst_frame.ckpt \
 		--out $(PRETRAIN_DEMO)/probe && \
 	grep '^| tiny-frame' $(PRETRAIN_DEMO)/probe/summary.md && \

@@ -14,7 +14,7 @@ start=$(date +%s)
 
 if [[ -n "${ATST_HEAR_CHECKPOINT_FRAME:-}" && -n "${ATST_HEAR_CHECKPOINT_CLIP:-}" && -n "${ATST_HEAR_TASKS:-}" ]]; then
     suite=paper
-    args=(--suite benchmarks/paper.yaml --tasks-dir "$ATST_HEAR_TASKS"
+    args=(--suite paper --tasks-dir "$ATST_HEAR_TASKS"
           --checkpoint "atst_frame=$ATST_HEAR_CHECKPOINT_FRAME"
           --checkpoint "atst_clip=$ATST_HEAR_CHECKPOINT_CLIP")
     if [[ -n "${ATST_HEAR_CHECKPOINT_C2F:-}" ]]; then
@@ -22,7 +22,7 @@ if [[ -n "${ATST_HEAR_CHECKPOINT_FRAME:-}" && -n "${ATST_HEAR_CHECKPOINT_CLIP:-}
     else
         args+=(--models atst-frame,atst-clip)
     fi
-    echo "benchmark: real checkpoints and tasks given, running benchmarks/paper.yaml"
+    echo "benchmark: real checkpoints and tasks given, running the paper suite (atst_hear/resources/suites/paper.yaml)"
 else
     suite=demo
     tasks=${DEMO_TASKS:-demo-tasks}
@@ -30,7 +30,7 @@ else
     echo "benchmark: no real checkpoints/tasks given (ATST_HEAR_CHECKPOINT_FRAME, _CLIP, ATST_HEAR_TASKS);"
     echo "           running the built-in demo suite, which measures the pipeline, not the models"
     "$ATST" demo-tasks "$tasks"
-    args=(--suite benchmarks/demo.yaml --tasks-dir "$tasks")
+    args=(--suite demo --tasks-dir "$tasks")
     if [[ -f "$pretrained" ]]; then
         args+=(--checkpoint "pretrained=$pretrained")
     else

@@ -60,7 +60,11 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
         "bench",
         help="run a benchmark suite (models x tasks x protocols x seeds x folds), resumably",
     )
-    parser.add_argument("--suite", required=True, help="suite YAML (e.g. benchmarks/paper.yaml)")
+    parser.add_argument(
+        "--suite",
+        required=True,
+        help="suite YAML file, or the name of a shipped suite (paper, hear, demo, ...)",
+    )
     parser.add_argument("--out", required=True, help="output folder (re-use it to resume)")
     parser.add_argument("--tasks-dir", help="folder holding the suite's task folders")
     parser.add_argument(

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..resources import shipped
 from .cache import ModelSpec
 from .protocols import get_protocol
 from .taskfolder import TaskFolder
@@ -131,6 +132,11 @@ def load_suite(
     import yaml
 
     path = Path(path)
+    if not path.is_file() and not path.suffix and len(path.parts) == 1:
+        try:
+            path = shipped("suites", path.name)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"suite file {path} does not exist, and {err}") from None
     if not path.is_file():
         raise FileNotFoundError(f"suite file {path} does not exist")
     try:

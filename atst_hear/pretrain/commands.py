@@ -52,7 +52,7 @@ def register_pretrain(subparsers: argparse._SubParsersAction) -> None:
         "pretrain",
         help="pre-train ATST-Frame or ATST-Clip (teacher-student, official recipes)",
         description="Pre-trains on unlabelled audio and writes OUT/atst_<flavour>.ckpt in the "
-        "official checkpoint layout. The recipe is benchmarks/pretrain/<flavour>-<arch>.yaml "
+        "official checkpoint layout. The recipe is atst_hear/resources/recipes/<flavour>-<arch>.yaml "
         "unless --recipe is given; its learning_rate is scaled by devices * batch_size / 256.",
     )
     # validated by the recipe (importing the model here would slow every atst-hear command)
@@ -102,7 +102,7 @@ def register_distill(subparsers: argparse._SubParsersAction) -> None:
         "distill",
         help="ATST-C2F: fine-tune ATST-Frame on a task, distilling a fine-tuned ATST-Clip",
         description="Writes OUT/c2f.ckpt (atst_hear.hear.c2f loads it) and OUT/scores.json "
-        "(test scores of the student and the teacher). Recipe: benchmarks/pretrain/c2f.yaml "
+        "(test scores of the student and the teacher). Recipe: atst_hear/resources/recipes/c2f.yaml "
         "by default; set the task's learning rate with --set learning_rate=...",
     )
     parser.add_argument(
@@ -135,12 +135,11 @@ def register_distill(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_distill(args: argparse.Namespace) -> int:
+    from ..resources import shipped
     from .distill import DistillRecipe, run_distillation
-    from .recipes import RECIPE_DIR, parse_overrides, read_recipe
+    from .recipes import parse_overrides, read_recipe
 
-    recipe_file = args.recipe or RECIPE_DIR / "c2f.yaml"
-    if args.recipe is None and not recipe_file.is_file():
-        raise FileNotFoundError(f"{recipe_file}: the shipped C2F recipe is missing; pass --recipe")
+    recipe_file = args.recipe or shipped("recipes", "c2f")
     recipe = read_recipe(DistillRecipe, recipe_file, parse_overrides(args.overrides))
     train_splits = None
     if args.train_splits:

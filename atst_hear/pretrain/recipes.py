@@ -1,7 +1,7 @@
 """Pre-training recipes: every hyper-parameter of a run, read from YAML with command-line overrides.
 
-The official recipes (``atst-reference.md`` §4.2, §4.3) ship as ``benchmarks/pretrain/<flavour>-
-<arch>.yaml``. ``learning_rate`` is the value of the official shell scripts; the optimiser uses
+The official recipes (``atst-reference.md`` §4.2, §4.3) ship as package data,
+``atst_hear/resources/recipes/<flavour>-<arch>.yaml``. ``learning_rate`` is the value of the official shell scripts; the optimiser uses
 ``learning_rate · devices · batch_size / 256`` (the official batch scaling), so a recipe keeps
 its meaning on any number of GPUs.
 """
@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 
 from ..models.encoder import ARCHS, FLAVOURS, ATSTConfig
+from ..resources import shipped
 
-RECIPE_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "pretrain"
 TEACHER_MODES = ("train", "eval")
 
 
@@ -173,14 +173,11 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
 
 
 def recipe_path(flavour: str, arch: str) -> Path:
-    """The shipped recipe of a flavour and size (needs the source checkout's ``benchmarks/``)."""
-    path = RECIPE_DIR / f"{flavour}-{arch}.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: no shipped recipe for {flavour}/{arch} (recipes live in benchmarks/pretrain/ "
-            "of the source checkout); pass --recipe FILE"
-        )
-    return path
+    """The shipped recipe of a flavour and size (package data, ``atst_hear/resources/recipes``)."""
+    try:
+        return shipped("recipes", f"{flavour}-{arch}")
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{err}; pass --recipe FILE") from None
 
 
 def load_recipe(

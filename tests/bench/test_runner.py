@@ -323,11 +323,10 @@ def test_reference_matching_prefers_same_model_and_protocol(tmp_path):
 
 
 def test_shipped_suites_and_references_load():
-    root = Path(__file__).resolve().parents[2] / "benchmarks"
     from atst_hear.bench.report import load_references
 
     for name, protocols in [("paper", {"paper-linear", "finetune", "sed"}), ("hear", {"hear-mlp"})]:
-        suite = load_suite(root / f"{name}.yaml")
+        suite = load_suite(name)
         assert {p.protocol for p in suite.protocols} == protocols
         references = load_references(suite.references)
         tasks = {t.reference for t in suite.tasks.values()}

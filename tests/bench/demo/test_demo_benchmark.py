@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 
 from atst_hear.bench.taskfolder import validate_task_folder
 from atst_hear.cli import main
+from atst_hear.resources import shipped
 
-SUITE = Path(__file__).resolve().parents[3] / "benchmarks" / "demo.yaml"
+SUITE = shipped("suites", "demo")
 
 
 @pytest.mark.slow
