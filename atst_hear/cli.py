@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # module path of each sub-command provider, in the order shown by --help
@@ -19,6 +20,16 @@ COMMAND_MODULES = (
     "atst_hear.bench.demo.commands",
     "atst_hear.pretrain.commands",
 )
+
+# top-level module -> the setup.cfg extra that installs it, for a clear "install ..." error
+EXTRAS = {
+    **dict.fromkeys(
+        ("sklearn", "pandas", "scipy", "sed_eval", "psds_eval", "sed_scores_eval", "dcase_util"),
+        "bench",
+    ),
+    **dict.fromkeys(("matplotlib", "yaml", "pkg_resources"), "bench"),
+    **dict.fromkeys(("lightning", "tensorboard"), "train"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,10 +54,35 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
+    except ModuleNotFoundError as err:
+        extra = EXTRAS.get((err.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"atst-hear {args.command}: error: this command needs {err.name}, which comes with "
+            f"an extra: pip install 'atst-hear[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
+    except (ValueError, RuntimeError) as err:
         # user-facing errors carry their own explanation; tracebacks are for bugs
         print(f"atst-hear {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # missing or unwritable paths, a full disk, a file where a folder goes
+        print(f"atst-hear {args.command}: error: {describe_os_error(err)}", file=sys.stderr)
+        return 2
+
+
+def describe_os_error(err: OSError) -> str:
+    """``PATH: reason`` for a file-system error, with what was expected where Python is terse."""
+    if err.filename is None:
+        return str(err)
+    reason = err.strerror or str(err)
+    if isinstance(err, FileExistsError | NotADirectoryError) and os.path.isfile(err.filename):
+        reason += " (expected a folder, found a file)"
+    elif isinstance(err, PermissionError):
+        reason += " (expected a path this user may write)"
+    return f"{err.filename}: {reason}"
 
 
 if __name__ == "__main__":

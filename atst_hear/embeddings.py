@@ -3,8 +3,9 @@
 The encoder sees at most 250 tokens (10 s) per pass, so longer audio is cut into chunks of the
 normalised log-mel of the whole clip. All chunks of all clips of a batch go through the encoder
 together (zero-padded, with key-padding masks), in passes of at most ``max_batch_tokens`` tokens,
-under ``torch.inference_mode()``; scene embeddings are reduced pass by pass, so memory stays
-flat however long the audio is.
+under ``torch.inference_mode()``. The log-mel of each pass is computed when the pass runs
+(:meth:`LogMelFrontend.stream`) and scene embeddings are reduced pass by pass, so besides the
+waveform and the output memory stays flat however long the audio is.
 
 Two modes (``compat``):
 
@@ -35,9 +36,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .audio import SAMPLE_RATE, check_waveform_batch
-from .frontend import HOP_LENGTH, MIN_SAMPLES, LogMelFrontend
+from .audio import MAX_AMPLITUDE, SAMPLE_RATE, check_waveform_batch
+from .frontend import HOP_LENGTH, MIN_SAMPLES, N_MELS, LogMelFrontend, MelStream
 from .models.encoder import ATSTEncoder
+from .options import OptionError, require_choice, require_int, require_positive
 
 COMPAT_MODES = ("default", "official")
 OFFICIAL_CHUNK_FRAMES = 1001  # official: "10 seconds, consistent with the positional table"
@@ -120,16 +122,17 @@ class ATSTEmbedder(nn.Module):
         compat: str = "default",
         n_blocks: int | None = None,
         max_batch_tokens: int = 10_000,
+        max_amplitude: float | None = MAX_AMPLITUDE,
     ) -> None:
         super().__init__()
         config = encoder.config
-        if compat not in COMPAT_MODES:
-            raise ValueError(f"compat must be one of {COMPAT_MODES}, got {compat!r}")
-        n_blocks = config.depth if n_blocks is None else int(n_blocks)
+        require_choice(compat, "compat", COMPAT_MODES)
+        n_blocks = config.depth if n_blocks is None else require_int(n_blocks, "n_blocks")
         if not 1 <= n_blocks <= config.depth:
-            raise ValueError(f"n_blocks must be in 1..{config.depth}, got {n_blocks}")
+            raise OptionError(f"n_blocks must be in 1..{config.depth}, got {n_blocks}")
+        max_batch_tokens = require_int(max_batch_tokens, "max_batch_tokens")
         if max_batch_tokens < config.max_tokens + config.n_special:
-            raise ValueError(
+            raise OptionError(
                 f"max_batch_tokens must hold at least one full chunk "
                 f"({config.max_tokens + config.n_special} tokens), got {max_batch_tokens}"
             )
@@ -138,6 +141,9 @@ class ATSTEmbedder(nn.Module):
         self.compat = compat
         self.n_blocks = n_blocks
         self.max_batch_tokens = int(max_batch_tokens)
+        if max_amplitude is not None:
+            max_amplitude = require_positive(max_amplitude, "max_amplitude")
+        self.max_amplitude = max_amplitude
         width = config.width
         self.timestamp_embedding_size = int(n_blocks * width)
         if config.flavour == "clip":
@@ -162,18 +168,19 @@ class ATSTEmbedder(nn.Module):
         """``[B, N]`` audio at 16 kHz -> ``[B, scene_embedding_size]`` float32."""
         audio = self._check(audio)
         with torch.inference_mode():
-            mel = self.frontend(self._pad_short(audio.to(self._device)))
-            plan = self._scene_plan(mel.shape[0], mel.shape[-1])
-            total = torch.zeros(mel.shape[0], self.scene_embedding_size, device=mel.device)
+            mel = self.frontend.stream(self._pad_short(audio.to(self._device)))
+            device = self._device
+            plan = self._scene_plan(mel.n_clips, mel.n_frames)
+            total = torch.zeros(mel.n_clips, self.scene_embedding_size, device=device)
 
             def accumulate(chunks: list[Chunk], normed, raw) -> None:
                 vectors = self._pooled(chunks, normed, raw)
-                weights = torch.tensor([c.weight for c in chunks], device=mel.device)
-                clips = torch.tensor([c.clip for c in chunks], device=mel.device)
+                weights = torch.tensor([c.weight for c in chunks], device=device)
+                clips = torch.tensor([c.clip for c in chunks], device=device)
                 total.index_add_(0, clips, vectors * weights[:, None])
 
             self._run(mel, plan.chunks, accumulate)
-            scene = total / torch.tensor(plan.weight_sums, device=mel.device)[:, None]
+            scene = total / torch.tensor(plan.weight_sums, device=device)[:, None]
         return scene.to(audio.device)
 
     def timestamp_embeddings(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,10 +188,13 @@ class ATSTEmbedder(nn.Module):
         audio = self._check(audio)
         n_samples = audio.shape[1]
         with torch.inference_mode():
-            mel = self.frontend(self._pad_short(audio.to(self._device)))
-            plan = self._timestamp_plan(mel.shape[0], mel.shape[-1])
+            mel = self.frontend.stream(self._pad_short(audio.to(self._device)))
+            plan = self._timestamp_plan(mel.n_clips, mel.n_frames)
             out = torch.zeros(
-                mel.shape[0], plan.tokens_per_clip, self.timestamp_embedding_size, device=mel.device
+                mel.n_clips,
+                plan.tokens_per_clip,
+                self.timestamp_embedding_size,
+                device=self._device,
             )
             special = self.config.n_special
 
@@ -197,7 +207,7 @@ class ATSTEmbedder(nn.Module):
                     ]
 
             self._run(mel, plan.chunks, store)
-            timestamps = self._timestamps(plan.tokens_per_clip, n_samples, mel.shape[0])
+            timestamps = self._timestamps(plan.tokens_per_clip, n_samples, mel.n_clips)
         return out.to(audio.device), timestamps.to(audio.device)
 
     # --- chunk plans ----------------------------------------------------------------------
@@ -257,7 +267,7 @@ class ATSTEmbedder(nn.Module):
         return self.encoder.pos_embed.device
 
     def _check(self, audio: torch.Tensor) -> torch.Tensor:
-        check_waveform_batch(audio)
+        check_waveform_batch(audio, max_amplitude=self.max_amplitude)
         if self.compat == "official" and audio.shape[1] < MIN_SAMPLES:
             raise ValueError(
                 f"compat='official' cannot embed {audio.shape[1]} samples: the official code "
@@ -280,7 +290,7 @@ class ATSTEmbedder(nn.Module):
             stamps = (steps * self.token_ms + centre).clamp(max=1000.0 * n_samples / SAMPLE_RATE)
         return stamps.to(torch.float32).repeat(n_clips, 1).to(self._device)
 
-    def _run(self, mel: torch.Tensor, chunks: list[Chunk], consume) -> None:
+    def _run(self, mel: MelStream, chunks: list[Chunk], consume) -> None:
         """Encode chunks in passes of at most ``max_batch_tokens`` tokens (padding included)."""
         config = self.config
         ordered = sorted(chunks, key=lambda c: -c.frames)
@@ -292,12 +302,16 @@ class ATSTEmbedder(nn.Module):
             )
             group = ordered[index : index + per_pass]
             index += len(group)
-            batch = mel.new_zeros(len(group), 1, mel.shape[2], width)
+            batch = torch.zeros(len(group), 1, N_MELS, width, device=self._device)
+            # chunks at the same place in clips of equal length share one front-end call
+            same_span: dict[tuple[int, int], list[int]] = {}
             for row, chunk in enumerate(group):
-                batch[row, ..., : chunk.frames] = mel[
-                    chunk.clip, ..., chunk.start : chunk.start + chunk.frames
-                ]
-            attended = torch.tensor([c.attended_tokens for c in group], device=mel.device)
+                same_span.setdefault((chunk.start, chunk.frames), []).append(row)
+            for (start, frames), rows in same_span.items():
+                if frames > 0:
+                    clips = [group[row].clip for row in rows]
+                    batch[rows, ..., :frames] = mel.frames(start, start + frames, clips)
+            attended = torch.tensor([c.attended_tokens for c in group], device=self._device)
             raw = self.encoder(batch, n_blocks=self.n_blocks, token_lengths=attended)
             normed = [self.encoder.final_norm(x) for x in raw]
             consume(group, normed, raw)

@@ -1,15 +1,17 @@
 """Embedding cache: every frozen protocol reads embeddings from here, computed once.
 
-An entry is keyed by (HEAR module, checkpoint sha256, load options, task, split, kind) and lives
-in ``<root>/<module>-<model hash>/<task>-<task hash>/<split>.<kind>/``. Clips are embedded in
-shards of ``shard_size`` files, each written atomically, so an interrupted run resumes at the
-first missing shard; ``done.json`` marks a complete split. Any HEAR module works (``load_model``,
-``get_scene_embeddings``, ``get_timestamp_embeddings``); the model is loaded only when something
-is missing.
+An entry is keyed by (HEAR module, checkpoint sha256, load options, toolkit version, cache
+format, task, split, kind) and lives in ``<root>/<module>-<model hash>/<task>-<task hash>/
+<split>.<kind>/``: embeddings computed by another release of the toolkit are never reused.
+Clips are embedded in shards of ``shard_size`` files, each written atomically, so an interrupted
+run resumes at the first missing shard; ``done.json`` marks a complete split. Any HEAR module
+works (``load_model``, ``get_scene_embeddings``, ``get_timestamp_embeddings``); the model is
+loaded only when something is missing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import importlib
@@ -25,11 +27,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import __version__
 from ..audio import SAMPLE_RATE, read_audio
+from ..augment import centre_crop
 from ..fileio import atomic_output, sha256_file, write_json_atomic
 from .taskfolder import TaskFolder
 
 KINDS = ("scene", "timestamp")
+WINDOWS = ("start", "random")
 CACHE_FORMAT = 1
 
 
@@ -37,6 +42,12 @@ def stable_hash(obj: Any) -> str:
     """sha256 of an object's canonical JSON form."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def embedding_key(model: ModelSpec) -> dict[str, Any]:
+    """What the cached embeddings of ``model`` depend on besides the task: the model, the
+    toolkit release that computed them and the cache layout."""
+    return {"model": model.key, "toolkit_version": __version__, "format": CACHE_FORMAT}
 
 
 def slug(text: str) -> str:
@@ -51,12 +62,21 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A HEAR module with its weights and ``load_model`` options."""
+    """A HEAR module with its weights and ``load_model`` options.
+
+    ``centre_crop_seconds`` set: every clip is cut to its centre that long (unpadded) before it is
+    embedded, as the official linear evaluation does (``FreezingTransform``). ``window_crop``
+    ``(where, seconds)``: every clip is cut to a window that long, zero-padded when shorter, as
+    EVAR does (``evar/data.py``): ``"start"`` takes its beginning, ``"random"`` a window drawn
+    once per clip from a hash of its file name (the same in every run).
+    """
 
     name: str
     module: str
     checkpoint: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    centre_crop_seconds: float | None = None
+    window_crop: tuple[str, float] | None = None
 
     @property
     def checkpoint_sha256(self) -> str | None:
@@ -69,16 +89,40 @@ class ModelSpec:
         return _file_sha256(str(path.absolute()), stat.st_size, stat.st_mtime_ns)
 
     @property
-    def key(self) -> dict[str, Any]:
-        """What determines the embeddings (the suite's model name and the path do not)."""
+    def load_key(self) -> dict[str, Any]:
+        """What determines the loaded model (crops are applied to its input)."""
         return {
             "module": self.module,
             "checkpoint_sha256": self.checkpoint_sha256,
             "options": dict(sorted(self.options.items())),
         }
 
+    @property
+    def key(self) -> dict[str, Any]:
+        """What determines the embeddings (the suite's model name and the path do not)."""
+        key = self.load_key
+        if self.centre_crop_seconds is not None:
+            key["centre_crop_seconds"] = float(self.centre_crop_seconds)
+        if self.window_crop is not None:
+            key["window_crop"] = [self.window_crop[0], float(self.window_crop[1])]
+        return key
+
     def with_options(self, **options: Any) -> ModelSpec:
-        return ModelSpec(self.name, self.module, self.checkpoint, {**self.options, **options})
+        return dataclasses.replace(self, options={**self.options, **options})
+
+    def with_centre_crop(self, seconds: float | None) -> ModelSpec:
+        if seconds is not None and not float(seconds) > 0:
+            raise ValueError(f"model {self.name!r}: centre crop must be positive, got {seconds!r}")
+        return dataclasses.replace(
+            self, centre_crop_seconds=None if seconds is None else float(seconds)
+        )
+
+    def with_window_crop(self, where: str, seconds: float) -> ModelSpec:
+        if where not in WINDOWS:
+            raise ValueError(f"model {self.name!r}: window must be one of {WINDOWS}, got {where!r}")
+        if not float(seconds) > 0:
+            raise ValueError(f"model {self.name!r}: window must be positive, got {seconds!r}")
+        return dataclasses.replace(self, window_crop=(where, float(seconds)))
 
     def load(self, device: str | torch.device = "cpu") -> tuple[Any, torch.nn.Module]:
         """Import the HEAR module and load the model onto ``device``."""
@@ -134,6 +178,18 @@ class SplitEmbeddings:
             start += length
 
 
+def window_of(wave: torch.Tensor, n_samples: int, where: str, name: str) -> torch.Tensor:
+    """``n_samples`` of ``wave``: its start, or a window whose start is drawn from ``name``'s
+    hash (EVAR's ``np.random.randint(len - n)``, made reproducible); zero-padded when shorter."""
+    if len(wave) < n_samples:
+        return torch.nn.functional.pad(wave, (0, n_samples - len(wave)))
+    start = 0
+    if where == "random" and len(wave) > n_samples:
+        digest = hashlib.sha256(name.encode("utf-8")).digest()
+        start = int.from_bytes(digest[:8], "little") % (len(wave) - n_samples)
+    return wave[start : start + n_samples]
+
+
 def task_checksum(task: TaskFolder) -> str:
     """sha256 over the task's label files: metadata, vocabulary, split files and side files
     (such as DESED's weak labels), i.e. every JSON and CSV file at the folder's top level."""
@@ -176,7 +232,7 @@ class EmbeddingCache:
     def split_dir(self, model: ModelSpec, task: TaskFolder, split: str, kind: str) -> Path:
         if kind not in KINDS:
             raise ValueError(f"embedding kind must be one of {KINDS}, got {kind!r}")
-        model_dir = f"{slug(model.module)}-{stable_hash(model.key)[:12]}"
+        model_dir = f"{slug(model.module)}-{stable_hash(embedding_key(model))[:12]}"
         task_dir = f"{slug(task.name)}-{task_checksum(task)[:12]}"
         return self.root / model_dir / task_dir / f"{slug(split)}.{kind}"
 
@@ -211,7 +267,7 @@ class EmbeddingCache:
 
     # --- computing ---------------------------------------------------------------------------
     def _model(self, model: ModelSpec):
-        key = stable_hash(model.key)
+        key = stable_hash(model.load_key)
         if self._loaded is None or self._loaded[0] != key:
             self._loaded = None
             module, loaded = model.load(self.device)
@@ -229,8 +285,7 @@ class EmbeddingCache:
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         key = {
-            "format": CACHE_FORMAT,
-            "model": model.key,
+            **embedding_key(model),
             "model_name": model.name,
             "task": task.name,
             "task_path": str(task.path),
@@ -270,6 +325,13 @@ class EmbeddingCache:
     def _embed_files(self, model, task, split, kind, files, bar) -> dict[str, np.ndarray]:
         module, loaded = self._model(model)
         waves = [read_audio(audio_source(task, split, f), SAMPLE_RATE) for f in files]
+        if model.centre_crop_seconds is not None:
+            crop = int(model.centre_crop_seconds * SAMPLE_RATE)
+            waves = [centre_crop(wave, crop) for wave in waves]
+        if model.window_crop is not None:
+            where, seconds = model.window_crop
+            n = int(seconds * SAMPLE_RATE)
+            waves = [window_of(wave, n, where, name) for wave, name in zip(waves, files)]
         embeddings: dict[int, np.ndarray] = {}  # by position in ``files``
         timestamps: dict[int, np.ndarray] = {}
         # only clips of equal length share a batch: padding would change their embeddings

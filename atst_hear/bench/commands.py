@@ -78,8 +78,22 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tasks", help="comma-separated task names to run (default: all)")
     parser.add_argument("--protocols", help="comma-separated protocols to run (default: all)")
     parser.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a suite field before the run (repeatable; YAML values), e.g. "
+        "--set seeds=[0] --set protocols.paper-linear.params.epochs=5 "
+        "--set models.atst-frame.options.compat=official",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="units run in parallel processes")
-    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="torch device; auto (default) is cuda when available, else cpu",
+    )
     parser.add_argument("--threads", type=int, help="torch threads per unit")
     parser.add_argument("--no-report", action="store_true", help="do not write the report")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -89,37 +103,37 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
 def run_bench(args: argparse.Namespace) -> int:
     import sys
 
-    from . import runner
-    from .report import write_report
-    from .suite import load_suite
+    from .api import run_benchmark
+    from .overrides import parse_overrides
 
-    if args.jobs < 1:
-        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
-    suite = load_suite(args.suite, args.tasks_dir, _parse_checkpoints(args.checkpoint))
     seeds = _csv_list(args.seeds)
     try:
         seed_values = None if seeds is None else [int(s) for s in seeds]
     except ValueError:
         raise ValueError(f"--seeds expects comma-separated integers, got {args.seeds!r}") from None
-    selection = runner.plan(
-        suite, _csv_list(args.models), _csv_list(args.tasks), _csv_list(args.protocols), seed_values
-    )
-    print(f"{len(selection.units)} units ({len(selection.skipped)} protocol/task pairs skipped)")
-    summary = runner.run(
-        suite,
+    result = run_benchmark(
+        args.suite,
         args.out,
-        selection,
+        tasks_dir=args.tasks_dir,
+        checkpoints=_parse_checkpoints(args.checkpoint),
+        overrides=parse_overrides(args.overrides),
+        models=_csv_list(args.models),
+        tasks=_csv_list(args.tasks),
+        protocols=_csv_list(args.protocols),
+        seeds=seed_values,
         jobs=args.jobs,
-        device=args.device,
+        device=None if args.device == "auto" else args.device,
         threads=args.threads,
         progress=not args.quiet,
+        report=not args.no_report,
         command=sys.argv,
     )
-    if not args.no_report:
-        written = write_report(args.out)
-        print(f"report: {written['summary']}")
+    summary = result.summary
+    if result.report:
+        print(f"report: {result.report['summary']}")
     print(
-        f"{len(summary.done)} units run, {len(summary.reused)} reused, {len(summary.failed)} failed"
+        f"{len(summary.done)} units run, {len(summary.reused)} reused, {len(summary.failed)} "
+        f"failed (of {result.n_units}; {len(summary.skipped)} protocol/task pairs skipped)"
     )
     for unit, message in summary.failed.items():
         print(f"  FAILED {unit}: {message}")

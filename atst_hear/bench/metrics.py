@@ -12,10 +12,12 @@ HEAR task folders; frame scores are :class:`FrameScores`.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import logging
 import warnings
 from collections import ChainMap
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,8 @@ import numpy as np
 from scipy import ndimage, stats
 
 from .taskfolder import Event
+
+logger = logging.getLogger(__name__)
 
 PSDS_THRESHOLDS = tuple(np.arange(1 / 100, 1, 1 / 50).round(4).tolist())  # 0.01, 0.03, ..., 0.99
 
@@ -292,6 +296,15 @@ class PSDSResult:
     value: float
     efpr: list[float] = field(default_factory=list)  # PSD-ROC x (effective FP per hour)
     etpr: list[float] = field(default_factory=list)  # PSD-ROC y
+    # why ``value`` is NaN: the inputs would take psds_eval past its time and memory bounds
+    not_computed_because: str | None = None
+
+
+# psds_eval pairs every detection with every ground-truth event (and the file itself) of its
+# file; these bound that work: pairs over all operating points (about 10 s on 2 cores), and
+# pairs per call into psds_eval (its intermediate tables stay within a few hundred MB)
+PSDS_EVAL_MAX_PAIRS = 10_000_000
+PSDS_EVAL_BATCH_PAIRS = 1_000_000
 
 
 def merged_reference(reference: EventDict) -> dict[str, list[Event]]:
@@ -331,19 +344,6 @@ def _psds_eval_tables(reference: EventDict, durations_ms: Mapping[str, float]):
     return ground_truth, metadata
 
 
-def _detection_table(detections: EventDict):
-    import pandas as pd
-
-    rows = [
-        (f, e.start / 1000.0, e.end / 1000.0, e.label)
-        for f, events in detections.items()
-        for e in map(_as_event, events)
-    ]
-    table = pd.DataFrame(rows, columns=["filename", "onset", "offset", "event_label"])
-    table.index = pd.RangeIndex(1, len(table) + 1)
-    return table
-
-
 def _psds_eval(params: PSDSParams, reference, durations_ms, labels):
     PSDSEval = _quiet_import("psds_eval").PSDSEval
 
@@ -366,14 +366,229 @@ def psds_from_operating_points(
     params: PSDSParams,
 ) -> PSDSResult:
     """PSDS with psds_eval 0.5.3 from detections decoded at a set of thresholds."""
+    thresholds = sorted(detections_by_threshold)
+    files = sorted({f for t in thresholds for f in detections_by_threshold[t]})
+    names = list(labels) + sorted(
+        {
+            _as_event(e).label
+            for t in thresholds
+            for events in detections_by_threshold[t].values()
+            for e in events
+        }
+        - set(labels)
+    )
     evaluator = _psds_eval(params, reference, durations_ms, labels)
+    detections = _Detections.from_events(detections_by_threshold, thresholds, files, names)
+    pairs = int(_pairs_per_detection(evaluator, detections).sum())
+    if pairs > PSDS_EVAL_MAX_PAIRS:
+        return _too_fragmented(f"{pairs:,} in all", len(thresholds), len(files))
+    return _bounded_psds_eval(evaluator, detections, params)
+
+
+def psds_eval_from_scores(
+    frame_scores: FrameScores,
+    reference: EventDict,
+    durations_ms: Mapping[str, float],
+    params: PSDSParams,
+    thresholds: Sequence[float] = PSDS_THRESHOLDS,
+) -> PSDSResult:
+    """:func:`psds_from_operating_points` of ``frame_scores`` decoded at ``thresholds`` (the
+    decoding of :meth:`FrameScores.decode`, vectorised over files and thresholds)."""
+    evaluator = _psds_eval(params, reference, durations_ms, frame_scores.labels)
+    try:
+        detections = _Detections.from_scores(
+            frame_scores, sorted(thresholds), durations_ms, _targets_per_file(evaluator)
+        )
+    except _TooManyPairs as err:
+        return _too_fragmented(
+            f"the limit is reached within the first {err.files_seen:,} files",
+            len(thresholds),
+            len(frame_scores.scores),
+        )
+    return _bounded_psds_eval(evaluator, detections, params)
+
+
+class _TooManyPairs(Exception):
+    def __init__(self, files_seen: int) -> None:
+        super().__init__(files_seen)
+        self.files_seen = files_seen
+
+
+def _too_fragmented(detail: str, n_thresholds: int, n_files: int) -> PSDSResult:
+    reason = (
+        f"psds_eval would form more than {PSDS_EVAL_MAX_PAIRS:,} detection x ground-truth pairs "
+        f"({detail}) over {n_thresholds} thresholds and {n_files:,} files: the frame scores are "
+        "too fragmented for it to finish in bounded time and memory. The exact "
+        "sed_scores_eval PSDS has no such limit"
+    )
+    logger.warning("PSDS (psds_eval) not computed: %s", reason)
+    return PSDSResult(float("nan"), not_computed_because=reason)
+
+
+def _targets_per_file(evaluator) -> dict[str, int]:
+    """Ground-truth rows psds_eval pairs each detection of a file with (WORLD included)."""
+    return evaluator.ground_truth.groupby("filename").size().to_dict()
+
+
+def _pairs_per_detection(evaluator, detections: _Detections) -> np.ndarray:
+    targets = _targets_per_file(evaluator)
+    per_file = np.array([targets.get(f, 0) for f in detections.files], dtype=np.int64)
+    return per_file[detections.file] if per_file.size else np.zeros(0, dtype=np.int64)
+
+
+@dataclass
+class _Detections:
+    """Detections of every operating point as flat arrays, grouped by file within each one.
+
+    ``threshold[i]``, ``file[i]`` (index into ``files``), ``label[i]`` (index into ``labels``),
+    ``onset[i]`` / ``offset[i]`` in seconds.
+    """
+
+    thresholds: list[float]
+    files: list[str]
+    labels: list[str]
+    threshold: np.ndarray
+    file: np.ndarray
+    label: np.ndarray
+    onset: np.ndarray
+    offset: np.ndarray
+
+    @classmethod
+    def from_events(cls, by_threshold, thresholds, files, labels) -> _Detections:
+        file_index = {f: i for i, f in enumerate(files)}
+        label_index = {name: i for i, name in enumerate(labels)}
+        rows = [
+            (k, file_index[f], label_index[e.label], e.start / 1000.0, e.end / 1000.0)
+            for k, t in enumerate(thresholds)
+            for f in sorted(by_threshold[t])
+            for e in map(_as_event, by_threshold[t][f])
+        ]
+        columns = np.array(rows, dtype=np.float64).reshape(-1, 5).T
+        columns = columns[:, columns[4] > columns[3]]  # psds_eval drops empty events
+        # canonical order (threshold, file, class, time), so equal sets have equal digests
+        columns = columns[:, np.lexsort(columns[::-1])]
+        return cls(
+            list(thresholds),
+            list(files),
+            list(labels),
+            columns[0].astype(np.int64),
+            columns[1].astype(np.int64),
+            columns[2].astype(np.int64),
+            columns[3],
+            columns[4],
+        )
+
+    @classmethod
+    def from_scores(
+        cls, frame_scores: FrameScores, thresholds, durations_ms, targets_per_file
+    ) -> _Detections:
+        """Decode at every threshold; raises :class:`_TooManyPairs` as soon as the detections
+        so far exceed the pair budget, so fragmented scores cost little time and memory."""
+        levels = np.asarray(thresholds, dtype=np.float64)[:, None, None]
+        parts: list[tuple[np.ndarray, ...]] = []
+        pairs = 0
+        for index, (filename, scores) in enumerate(frame_scores.scores.items()):
+            edges = frame_scores.boundaries(filename, durations_ms.get(filename))
+            # [threshold, class, frame] activity, padded so every run has a rise and a fall
+            active = np.zeros((len(thresholds), scores.shape[1], scores.shape[0] + 2), np.int8)
+            active[:, :, 1:-1] = (np.asarray(scores).T[None] > levels).astype(np.int8)
+            changes = np.diff(active, axis=2)
+            # nonzero walks threshold, class, frame: rises and falls pair up in order
+            k, label, rise = np.nonzero(changes == 1)
+            fall = np.nonzero(changes == -1)[2]
+            onset, offset = edges[rise], edges[fall]
+            keep = offset > onset
+            pairs += int(keep.sum()) * targets_per_file.get(filename, 0)
+            if pairs > PSDS_EVAL_MAX_PAIRS:
+                raise _TooManyPairs(index + 1)
+            parts.append(
+                (
+                    k[keep],
+                    np.full(int(keep.sum()), index),
+                    label[keep],
+                    onset[keep] / 1000.0,
+                    offset[keep] / 1000.0,
+                )
+            )
+        k, file, label, onset, offset = (
+            np.concatenate([p[i] for p in parts]) if parts else np.empty(0) for i in range(5)
+        )
+        # threshold-major, files in order within each threshold
+        order = np.argsort(k, kind="stable")
+        return cls(
+            list(thresholds),
+            list(frame_scores.scores),
+            list(frame_scores.labels),
+            k[order],
+            file[order].astype(np.int64),
+            label[order].astype(np.int64),
+            onset[order],
+            offset[order],
+        )
+
+    def rows_of(self, k: int) -> slice:
+        lo, hi = np.searchsorted(self.threshold, [k, k + 1])
+        return slice(int(lo), int(hi))
+
+    def digest(self, k: int) -> str:
+        """Identifies operating point ``k``'s detection set (psds_eval skips repeats); rows are
+        in a canonical order (file, class, time), so equal sets hash alike."""
+        rows = self.rows_of(k)
+        digest = hashlib.sha256()
+        for column in (self.file, self.label, self.onset, self.offset):
+            digest.update(np.ascontiguousarray(column[rows]).tobytes())
+        return digest.hexdigest()
+
+    def table(self, k: int, rows: slice | None = None):
+        """psds_eval's prepared detection table (``_init_det_table``'s columns) for a slice of
+        operating point ``k``'s rows."""
+        import pandas as pd
+
+        rows = self.rows_of(k) if rows is None else rows
+        onset, offset = self.onset[rows], self.offset[rows]
+        return pd.DataFrame(
+            {
+                "filename": np.asarray(self.files, dtype=object)[self.file[rows]],
+                "onset": onset,
+                "offset": offset,
+                "event_label": np.asarray(self.labels, dtype=object)[self.label[rows]],
+                "duration": offset - onset,
+                "id": np.arange(onset.size),
+            }
+        )
+
+
+def _bounded_psds_eval(evaluator, detections: _Detections, params: PSDSParams) -> PSDSResult:
+    """psds_eval's PSDS, evaluated a batch of files at a time, or NaN with the reason.
+
+    psds_eval checks each detection table for overlapping same-class events by pairing every
+    detection of a file with every other (quadratic: 23 GB for 1,000 noisy clips), then
+    evaluates an operating point in one table of all detection x ground-truth pairs. Decoded
+    runs of one class never overlap, so the check is left out; pairs are formed a batch of
+    files at a time, and since every pair lies within one file the batches' per-class counts
+    add up to psds_eval's counts exactly; the rates are psds_eval's formulas on those counts.
+    Callers refuse inputs needing more than :data:`PSDS_EVAL_MAX_PAIRS` pairs (a NaN value
+    with ``not_computed_because``). Uses psds_eval 0.5.3's internals; setup.cfg pins it.
+    """
+    pairs = _pairs_per_detection(evaluator, detections)
+    n_classes = len(evaluator.class_names)
     with warnings.catch_warnings():
-        # identical operating points are skipped by psds_eval with a warning
-        warnings.simplefilter("ignore")
-        for i, threshold in enumerate(sorted(detections_by_threshold)):
-            evaluator.add_operating_point(
-                _detection_table(detections_by_threshold[threshold]),
-                info={"name": f"Op {i + 1:02d}", "threshold": threshold},
+        warnings.simplefilter("ignore")  # psds_eval warns about its own pandas usage
+        for k, threshold in enumerate(detections.thresholds):
+            op_id = detections.digest(k)
+            if op_id in evaluator.operating_points.id.values:
+                continue  # psds_eval skips an operating point identical to an earlier one
+            counts = np.zeros((n_classes, n_classes))
+            for rows in _file_batches(detections, k, pairs):
+                counts += evaluator._evaluate_detections(detections.table(k, rows))[0]
+            tpr, fpr, ctr = _psds_eval_rates(evaluator, counts)
+            evaluator._add_op(
+                opid=op_id,
+                counts=counts,
+                tpr=tpr,
+                fpr=fpr,
+                ctr=ctr,
+                info={"name": f"Op {k + 1:02d}", "threshold": threshold},
             )
         result = evaluator.psds(
             alpha_ct=params.alpha_ct, alpha_st=params.alpha_st, max_efpr=params.max_efpr
@@ -382,6 +597,49 @@ def psds_from_operating_points(
     return PSDSResult(
         float(result.value), result.plt.xp[keep].tolist(), result.plt.yp[keep].tolist()
     )
+
+
+def _file_batches(detections: _Detections, k: int, pairs: np.ndarray) -> Iterator[slice]:
+    """Row slices of operating point ``k``, whole files, about ``PSDS_EVAL_BATCH_PAIRS`` pairs
+    each."""
+    rows = detections.rows_of(k)
+    if rows.start == rows.stop:
+        yield rows
+        return
+    files = detections.file[rows]
+    file_starts = np.flatnonzero(np.r_[True, files[1:] != files[:-1]])
+    cumulative = np.cumsum(pairs[rows])
+    start = 0
+    while start < files.size:
+        before = cumulative[start - 1] if start else 0
+        stop = int(np.searchsorted(cumulative, before + PSDS_EVAL_BATCH_PAIRS, side="right"))
+        # round up to the next file boundary: a file's detections stay together
+        boundary = int(np.searchsorted(file_starts, max(stop, start + 1)))
+        stop = int(file_starts[boundary]) if boundary < file_starts.size else files.size
+        yield slice(rows.start + start, rows.start + stop)
+        start = stop
+
+
+def _psds_eval_rates(evaluator, counts: np.ndarray):
+    """psds_eval's ``_confusion_matrix_and_rates`` on summed counts: TP ratio, FP rate and
+    cross-trigger rate per class (its formulas and class order; a class without ground truth
+    gets a NaN TP ratio where psds_eval leaves it uninitialised)."""
+    world = _quiet_import("psds_eval.psds").WORLD
+    classes = sorted(set(evaluator.class_names) - {world})
+    gt_counts = evaluator._get_dataset_counts()
+    gt_durations, dataset_duration = evaluator._get_dataset_duration()
+    n = len(classes)
+    tp_ratio = np.full(n, np.nan)
+    fp_rate = np.empty(n)
+    ct_rate = np.full((n, n), np.nan)
+    for i, name in enumerate(classes):
+        if name in gt_counts:
+            tp_ratio[i] = counts[i, i] / gt_counts[name]
+        fp_rate[i] = counts[i, n] * evaluator.nseconds / dataset_duration
+        for j, other in enumerate(classes):
+            if j != i:
+                ct_rate[i, j] = counts[i, j] * evaluator.nseconds / gt_durations[other]
+    return tp_ratio, fp_rate, ct_rate
 
 
 def psds_from_scores(
@@ -515,10 +773,7 @@ def _segment_er(p: EventPredictions) -> dict[str, float]:
 def _psds_score(params: PSDSParams) -> Callable[[EventPredictions], float]:
     def compute(p: EventPredictions) -> float:
         frames, durations = p.require_frame_scores("psds")
-        detections = {t: frames.decode(t, durations) for t in PSDS_THRESHOLDS}
-        return psds_from_operating_points(
-            detections, p.reference, durations, p.labels, params
-        ).value
+        return psds_eval_from_scores(frames, p.reference, durations, params).value
 
     return compute
 
@@ -579,9 +834,39 @@ def flatten_score(name: str, value: float | dict[str, float]) -> dict[str, float
     return {name: float(value)}
 
 
-def compute_scores(names: Iterable[str], *args: Any) -> dict[str, float]:
-    """Every named score on the same inputs, flattened; the first name is the primary score."""
+# How a protocol averages mAP over classes: hear-eval-kit (and EVAR, with scikit-learn >= 0.24)
+# counts a class without a positive clip in the evaluated split as AP 0; the ATST paper's
+# evaluation (audiossl atst/downstream/utils.py Metric.compute) drops such classes (NaN AP)
+MAP_ALL_CLASSES = "all-classes"
+MAP_PRESENT_CLASSES = "present-classes"
+MAP_CONVENTIONS = (MAP_ALL_CLASSES, MAP_PRESENT_CLASSES)
+
+
+def clip_score(
+    name: str, predictions: np.ndarray, targets: np.ndarray, map_convention: str = MAP_ALL_CLASSES
+) -> float | dict[str, float]:
+    """One clip-level score; ``mAP`` follows ``map_convention`` (see :data:`MAP_CONVENTIONS`)."""
+    if map_convention not in MAP_CONVENTIONS:
+        raise ValueError(f"unknown mAP convention {map_convention!r}; known: {MAP_CONVENTIONS}")
+    if name == "mAP":
+        return mean_average_precision(
+            predictions,
+            targets,
+            skip_classes_without_positives=map_convention == MAP_PRESENT_CLASSES,
+        )
+    return score_spec(name).compute(predictions, targets)
+
+
+def compute_scores(
+    names: Iterable[str], *args: Any, map_convention: str = MAP_ALL_CLASSES
+) -> dict[str, float]:
+    """Every named score on the same inputs, flattened; the first name is the primary score.
+
+    Clip-level inputs are ``(predictions, targets)``; ``map_convention`` sets how ``mAP``
+    treats classes without positives (event scores take one ``EventPredictions``)."""
     results: dict[str, float] = {}
     for name in names:
-        results.update(flatten_score(name, score_spec(name).compute(*args)))
+        spec = score_spec(name)
+        value = spec.compute(*args) if spec.event else clip_score(name, *args, map_convention)
+        results.update(flatten_score(name, value))
     return results

@@ -25,18 +25,21 @@ import pandas as pd
 
 from ..fileio import atomic_output, write_text_atomic
 from . import provenance
-from .plots import plot_layer_curves, plot_psd_roc, plot_task_bars
+from .leaderboard import with_seed_statistics, write_leaderboard
+from .plots import chance_levels, plot_layer_curves, plot_psd_roc, plot_task_bars
+from .protocols import PROTOCOLS, get_protocol
 
 REFERENCE_COLUMNS = (
-    "model",
-    "task",
+    "model",  # the suite's model ``reference`` name (model family), or "unattributed"
+    "task",  # the suite's task ``reference`` name
     "metric",
     "value",
     "plus_minus",
-    "unit",
-    "protocol",
-    "comparable_protocol",
-    "source",
+    "unit",  # percent | fraction
+    "protocol",  # ours that reproduces the published recipe, or "not comparable"
+    "published_protocol",  # the recipe as the source describes it
+    "source",  # primary source, with file:line or table where possible
+    "verified",  # yes: checked against that source; no: never shown as published
     "note",
 )
 _FIXED_COLUMNS = [
@@ -55,6 +58,7 @@ _FIXED_COLUMNS = [
 ]
 _PROVENANCE_COLUMNS = [
     "protocol_version",
+    "map_convention",
     "params",
     "task_checksum",
     "checkpoint_sha256",
@@ -65,6 +69,7 @@ _PROVENANCE_COLUMNS = [
     "cpu",
     "elapsed_s",
     "unit_dir",
+    "run_deviations",
 ]
 
 
@@ -113,6 +118,7 @@ def _rows(result: dict[str, Any], unit_dir: Path, out: Path) -> list[dict[str, A
                 "valid_source": fold["valid_source"],
                 **scores,
                 "protocol_version": recipe["version"],
+                "map_convention": recipe.get("map_convention", ""),
                 "params": json.dumps(recipe["params"], sort_keys=True),
                 "task_checksum": task.get("checksum"),
                 "checkpoint_sha256": model.get("checkpoint_sha256"),
@@ -123,6 +129,7 @@ def _rows(result: dict[str, Any], unit_dir: Path, out: Path) -> list[dict[str, A
                 "cpu": prov.get("machine", {}).get("cpu"),
                 "elapsed_s": result.get("elapsed_s"),
                 "unit_dir": str(unit_dir.relative_to(out)),
+                "run_deviations": "; ".join(fold.get("details", {}).get("deviations") or []),
             }
         )
     return rows
@@ -135,7 +142,14 @@ def _float(value: Any) -> float:
 
 
 # --- references -------------------------------------------------------------------------------
+NOT_COMPARABLE = "not comparable"
+UNATTRIBUTED = "unattributed"
+VERIFIED = ("yes", "no")
+
+
 def load_references(paths: list[Path]) -> pd.DataFrame:
+    """Reference tables (see ``docs/benchmark.md``): every row names its model, the protocol of
+    ours it compares with (or ``not comparable``), its source and whether it was checked."""
     frames = []
     for path in paths:
         if not path.is_file():
@@ -146,11 +160,28 @@ def load_references(paths: list[Path]) -> pd.DataFrame:
             raise ValueError(
                 f"{path}: missing columns {missing}; expected {list(REFERENCE_COLUMNS)}"
             )
-        for line, unit in enumerate(frame["unit"], start=2):
-            if unit not in ("percent", "fraction"):
+        for line, row in enumerate(frame.itertuples(), start=2):
+            where = f"{path}:{line}"
+            if row.unit not in ("percent", "fraction"):
+                raise ValueError(f"{where}: unit must be 'percent' or 'fraction', got {row.unit!r}")
+            if not row.model or row.model == "*":
                 raise ValueError(
-                    f"{path}:{line}: unit must be 'percent' or 'fraction', got {unit!r}"
+                    f"{where}: model must name the model the number belongs to "
+                    f"(or {UNATTRIBUTED!r}), got {row.model!r}"
                 )
+            if row.protocol != NOT_COMPARABLE and row.protocol not in PROTOCOLS:
+                raise ValueError(
+                    f"{where}: protocol must be one of {sorted(PROTOCOLS)} or "
+                    f"{NOT_COMPARABLE!r}, got {row.protocol!r}"
+                )
+            if row.verified not in VERIFIED:
+                raise ValueError(f"{where}: verified must be 'yes' or 'no', got {row.verified!r}")
+            if not row.source:
+                raise ValueError(f"{where}: source is empty; every number needs its source")
+            try:
+                float(row.value)
+            except ValueError:
+                raise ValueError(f"{where}: value must be a number, got {row.value!r}") from None
         frame["file"] = str(path)
         frames.append(frame)
     if not frames:
@@ -163,41 +194,56 @@ class Published:
     value: float
     plus_minus: str
     unit: str
-    protocol: str
+    protocol: str  # as the source describes it
     source: str
-    mismatch: bool
 
 
 def match_reference(references: pd.DataFrame, model, task, metric, protocol) -> Published | None:
-    """The published number for a group: the model's own row of the same protocol, else its row
-    of another protocol, else a row for any model (``*``, e.g. a leaderboard best)."""
-    if not task or references.empty:
+    """The published number shown beside a result: a verified row of the same model family
+    (the suite's ``reference`` name), task, metric and protocol. Unattributed, unverified and
+    ``not comparable`` rows are never matched; neither is a row of another protocol."""
+    if not model or not task or references.empty:
         return None
-    rows = references[(references.task == task) & (references.metric == metric)]
-    own = rows[rows.model == model] if model else rows.iloc[0:0]
-    anyone = rows[rows.model == "*"]
-    for candidates in (
-        own[own.comparable_protocol == protocol],
-        own,
-        anyone[anyone.comparable_protocol == protocol],
-        anyone,
-    ):
-        if not candidates.empty:
-            row = candidates.iloc[0]
-            return Published(
-                float(row.value),
-                row.plus_minus,
-                row.unit,
-                row.protocol,
-                row.source,
-                row.comparable_protocol != protocol,
-            )
-    return None
+    rows = references[
+        (references.model == model)
+        & (references.task == task)
+        & (references.metric == metric)
+        & (references.protocol == protocol)
+        & (references.verified == "yes")
+        & (references.model != UNATTRIBUTED)
+    ]
+    if rows.empty:
+        return None
+    row = rows.iloc[0]
+    return Published(float(row.value), row.plus_minus, row.unit, row.published_protocol, row.source)
+
+
+def deviations(protocol: str, rows: pd.DataFrame) -> list[str]:
+    """How the results of one summary row depart from the published recipe of their protocol:
+    the protocol's known deviations, parameters the suite set away from the published values,
+    a file-level validation slice, a model variant and what the units reported themselves."""
+    recipe = get_protocol(protocol)
+    found = list(recipe.deviations)
+    first = rows.iloc[0]
+    params = json.loads(first.params) if isinstance(first.params, str) else {}
+    for key in recipe.published_params:
+        if key in params and params[key] != recipe.defaults[key]:
+            found.append(f"{key} = {params[key]} (published: {recipe.defaults[key]})")
+    if (rows["valid_source"] == "train-slice").any():
+        found.append("validation slice drawn by file: the task records no groups")
+    if _text(first.variant_of):
+        found.append(f"model is a variant of {first.variant_of}")
+    for reported in rows.get("run_deviations", pd.Series(dtype=object)).map(_text):
+        found += [d for d in reported.split("; ") if d and d not in found]
+    if "protocol_version" in rows and rows["protocol_version"].nunique() > 1:
+        found.append("runs of different protocol versions are pooled")
+    return found
 
 
 # --- summary ----------------------------------------------------------------------------------
 def summarise(frame: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, task, protocol, metric): mean, std (ddof 1), n, published match."""
+    """One row per (model, task, protocol, metric): mean, std (ddof 1), n, published match and
+    the deviations from the published recipe."""
     groups = []
     keys = ["model", "task", "protocol", "metric"]
     for (model, task, protocol, metric), rows in frame.groupby(keys, sort=True, dropna=False):
@@ -208,19 +254,23 @@ def summarise(frame: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
         )
         scale = 100.0 if published is not None and published.unit == "percent" else 1.0
         mean = float(values.mean())
+        found = deviations(protocol, rows)
         groups.append(
             {
                 "model": model,
                 "task": task,
                 "protocol": protocol,
                 "metric": metric,
+                "map_convention": _text(first.get("map_convention")),
                 "mean": mean,
                 # d_prime is inf when a class is perfectly separated: no spread to report then
                 "std": float(values.std())
                 if len(values) > 1 and bool(values.map(math.isfinite).all())
                 else math.nan,
                 "n": int(len(values)),
-                "valid_from_train": bool((rows["valid_source"] == "train-slice").any()),
+                "valid_from_train": bool(
+                    rows["valid_source"].astype(str).str.startswith("train-slice").any()
+                ),
                 "variant_of": first.variant_of,
                 "variant": first.variant,
                 "published": published.value if published else math.nan,
@@ -229,10 +279,16 @@ def summarise(frame: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
                 "published_protocol": published.protocol if published else "",
                 "published_source": published.source if published else "",
                 "difference": mean * scale - published.value if published else math.nan,
-                "protocol_mismatch": bool(published.mismatch) if published else False,
+                "deviates": bool(found),
+                "deviations": "; ".join(found),
             }
         )
     return pd.DataFrame(groups)
+
+
+def _text(value: Any) -> str:
+    """A text cell of ``scores.csv`` (empty, not NaN, where older results lack it)."""
+    return value if isinstance(value, str) else ""
 
 
 def _fmt(value: float, scale: float = 1.0, digits: int = 3) -> str:
@@ -250,25 +306,43 @@ def summary_markdown(summary: pd.DataFrame, failures, skipped, run_info, plots) 
         lines += [f"**{description}**", ""]
     with_published = bool(summary["published"].notna().any()) if len(summary) else False
     intro = (
-        "Mean ± std over seeds × folds (n runs) of each task's primary score. † marks results "
+        "Mean ± std over seeds × folds (n runs) of each task's primary score, and in brackets "
+        "the 95 % confidence half-width over seeds (leaderboard.md). † marks results "
         "whose validation set is a seeded slice of the training data (the task has no "
-        "validation split)."
+        "validation split). ⚠ [k] marks a result whose recipe departs from the published one; "
+        "the deviations are listed below the table. mAP names its convention: over all classes "
+        "(hear-eval-kit, EVAR) or over the classes present in the evaluated split (ATST paper)."
     )
-    header = "| model | task | protocol | metric | ours (mean ± std) | n |"
+    header = "| model | task | protocol | metric | ours (mean ± std) | n | deviations |"
     if with_published:
         intro += (
-            " Published numbers are shown in their own unit (percent or fraction); *difference* "
-            "is ours minus published in that unit. ⚠ marks a published number obtained with a "
-            "different protocol."
+            " A published number is shown only for the same model family, task, metric and "
+            "protocol, from a verified source; it is in its own unit (percent or fraction) and "
+            "*difference* is ours minus published in that unit."
         )
         header += " published | published protocol | source | difference |"
     lines += [intro, "", header, "|---" * header.count(" |") + "|"]
+    notes: list[str] = []
     for row in summary.itertuples():
         scale = 100.0 if row.published_unit == "percent" else 1.0
         ours = f"{_fmt(row.mean, scale)} ± {_fmt(row.std, scale)}"
+        ci95 = getattr(row, "ci95", math.nan)  # leaderboard.with_seed_statistics
+        if isinstance(ci95, float) and math.isfinite(ci95):
+            ours += f" [CI ± {_fmt(ci95, scale)}]"
         if row.valid_from_train:
             ours += " †"
-        line = f"| {row.model} | {row.task} | {row.protocol} | {row.metric} | {ours} | {row.n} |"
+        metric = row.metric
+        if metric == "mAP" and row.map_convention:
+            metric += f" ({row.map_convention})"
+        marks = []
+        for deviation in filter(None, str(row.deviations).split("; ")):
+            if deviation not in notes:
+                notes.append(deviation)
+            marks.append(f"[{notes.index(deviation) + 1}]")
+        flag = "⚠ " + " ".join(marks) if marks else "–"
+        line = (
+            f"| {row.model} | {row.task} | {row.protocol} | {metric} | {ours} | {row.n} | {flag} |"
+        )
         if with_published:
             published = "–"
             if not math.isnan(row.published):
@@ -277,12 +351,14 @@ def summary_markdown(summary: pd.DataFrame, failures, skipped, run_info, plots) 
                 )
                 if row.published_unit == "percent":
                     published += " %"
-            flag = " ⚠" if row.protocol_mismatch else ""
             line += (
-                f" {published} | {row.published_protocol}{flag} | {row.published_source} | "
+                f" {published} | {row.published_protocol} | {row.published_source} | "
                 f"{_fmt(row.difference, 1.0, 2)} |"
             )
         lines.append(line)
+    if notes:
+        lines += ["", "## Deviations from the published recipes", ""]
+        lines += [f"{k}. {note}" for k, note in enumerate(notes, start=1)]
     if failures:
         lines += ["", "## Failed units", "", "| unit | error |", "|---|---|"]
         lines += [f"| {f['unit']} | {str(f['error']).replace('|', '/')[:300]} |" for f in failures]
@@ -342,10 +418,11 @@ def write_report(
         summary = summarise(frame, load_references(reference_paths))
         plot_dir = out / "plots"
         plots = (
-            plot_task_bars(summary, plot_dir)
+            plot_task_bars(summary, plot_dir, chance_levels(frame, out))
             + plot_psd_roc(frame, out, plot_dir)
             + plot_layer_curves(summary, plot_dir)
         )
+    summary = with_seed_statistics(summary, frame)
     text = summary_markdown(
         summary if not summary.empty else pd.DataFrame(columns=_SUMMARY_EMPTY),
         failures,
@@ -355,6 +432,9 @@ def write_report(
     )
     write_text_atomic(out / "summary.md", text)
     written["summary"] = out / "summary.md"
+    written.update(
+        write_leaderboard(out, summary, frame, failures, status.get("skipped", []), run_info)
+    )
     return written
 
 
@@ -363,6 +443,7 @@ _SUMMARY_EMPTY = [
     "task",
     "protocol",
     "metric",
+    "map_convention",
     "mean",
     "std",
     "n",
@@ -373,5 +454,6 @@ _SUMMARY_EMPTY = [
     "published_protocol",
     "published_source",
     "difference",
-    "protocol_mismatch",
+    "deviates",
+    "deviations",
 ]

@@ -36,9 +36,11 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from .. import __version__
 from ..fileio import write_json_atomic
 from . import provenance
 from .cache import EmbeddingCache, ModelSpec, slug, stable_hash, task_checksum
+from .outlock import exclusive_output
 from .protocols import get_protocol
 from .protocols.base import UnitContext, seed_everything
 from .protocols.data import weak_labels
@@ -82,6 +84,7 @@ class Unit:
             "task": self.task_info.get("checksum"),
             "protocol": self.protocol,
             "protocol_version": protocol.version,
+            "toolkit_version": __version__,
             "params": self.params,
             "seed": self.seed,
             "fold": self.fold,
@@ -220,8 +223,12 @@ def run(
     progress: bool = True,
     command: Sequence[str] | None = None,
 ) -> RunSummary:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    # one run per output folder: a second is refused (OutputInUseError)
+    with exclusive_output(out) as locked_out:
+        return _run_locked(suite, locked_out, selection, jobs, device, threads, progress, command)
+
+
+def _run_locked(suite, out, selection, jobs, device, threads, progress, command) -> RunSummary:
     selection = selection or plan(suite)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     threads = threads or max(1, (os.cpu_count() or 1) // (2 * max(jobs, 1)))
@@ -254,7 +261,9 @@ def run(
     failed_embeddings = compute_embeddings(pending, out, device, progress)
     runnable = []
     for unit in pending:
-        problem = failed_embeddings.get(_embedding_key(unit))
+        problem = next(
+            (failed_embeddings[k] for k in _embedding_keys(unit) if k in failed_embeddings), None
+        )
         if problem:
             summary.failed[unit.id] = f"embeddings failed: {problem}"
             _write_error(unit, out, f"embeddings failed: {problem}", "")
@@ -272,29 +281,39 @@ def run(
     return summary
 
 
-def _embedding_key(unit: Unit) -> tuple | None:
-    kind = get_protocol(unit.protocol).kind_for(TaskFolder.open(unit.task_path))
-    return None if kind is None else (stable_hash(unit.spec.key), unit.task_path, kind)
+def _embedding_specs(unit: Unit) -> list[tuple[tuple, ModelSpec]]:
+    """``(embedding key, model spec)`` of every embedding set the unit reads."""
+    protocol = get_protocol(unit.protocol)
+    task = TaskFolder.open(unit.task_path)
+    kind = protocol.kind_for(task)
+    if kind is None:
+        return []
+    specs = protocol.embedding_models(unit.spec, task, unit.params)
+    return [((stable_hash(spec.key), unit.task_path, kind), spec) for spec in specs]
+
+
+def _embedding_keys(unit: Unit) -> list[tuple]:
+    return [key for key, _ in _embedding_specs(unit)]
 
 
 def compute_embeddings(units: Sequence[Unit], out: Path, device: str, progress: bool) -> dict:
     """Embed every split the pending units need; return ``{embedding key: error}``."""
-    needed: dict[tuple, tuple[Unit, str]] = {}
+    needed: dict[tuple, tuple[Unit, ModelSpec, str]] = {}
     for unit in units:
-        key = _embedding_key(unit)
-        if key is not None:
-            needed.setdefault(key, (unit, key[2]))
+        for key, spec in _embedding_specs(unit):
+            needed.setdefault(key, (unit, spec, key[2]))
     cache = EmbeddingCache(out / "embeddings", device=device, progress=progress)
     failures = {}
-    # one model at a time on the device
-    for key, (unit, kind) in sorted(needed.items(), key=lambda item: item[0][0]):
+    # one model at a time on the device: the crops of one model follow each other
+    ordered = sorted(needed.items(), key=lambda item: stable_hash(item[1][1].load_key))
+    for key, (unit, spec, kind) in ordered:
         task = TaskFolder.open(unit.task_path)
         try:
             for split in task.splits:
-                cache.get(unit.spec, task, split, kind)
+                cache.get(spec, task, split, kind)
             if kind == "timestamp":  # weakly labelled clips for the sed protocol
                 for split, labels in weak_labels(task).items():
-                    cache.get(unit.spec, task, split, kind, files=sorted(labels))
+                    cache.get(spec, task, split, kind, files=sorted(labels))
         except Exception as err:  # noqa: BLE001 - reported per unit, the run goes on
             failures[key] = f"{type(err).__name__}: {err}"
             print(f"embedding {unit.model} on {unit.task} failed: {failures[key]}")
@@ -382,6 +401,7 @@ def execute_unit(
                 "protocol": unit.protocol,
                 "version": get_protocol(unit.protocol).version,
                 "description": get_protocol(unit.protocol).description,
+                "map_convention": get_protocol(unit.protocol).map_convention,
                 "params": unit.params,
                 "seed": unit.seed,
             },

@@ -29,6 +29,8 @@ Example::
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ from typing import Any
 
 from ..resources import shipped
 from .cache import ModelSpec
+from .overrides import apply_overrides
 from .protocols import get_protocol
 from .taskfolder import TaskFolder
 
@@ -51,6 +54,7 @@ _SUITE_KEYS = {
     "tasks",
     "protocols",
 }
+_HEAR_FUNCTIONS = ("load_model", "get_scene_embeddings", "get_timestamp_embeddings")
 _MODEL_KEYS = {"module", "checkpoint", "options", "reference", "sweep", "description"}
 _TASK_KEYS = {"path", "reference", "description"}
 _PROTOCOL_KEYS = {
@@ -126,9 +130,10 @@ def load_suite(
     path: str | os.PathLike,
     tasks_dir: str | os.PathLike | None = None,
     checkpoints: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Suite:
     """Read and check a suite; resolve task folders and checkpoint names lazily (see
-    :func:`resolve`)."""
+    :func:`resolve`). ``overrides`` (``bench --set``) edit the YAML first (``overrides.py``)."""
     import yaml
 
     path = Path(path)
@@ -143,6 +148,8 @@ def load_suite(
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise SuiteError(f"{path}: invalid YAML ({err})") from err
+    if overrides and isinstance(raw, Mapping):
+        raw = apply_overrides(raw, overrides)
     where = str(path)
     _check_keys(raw, _SUITE_KEYS, where)
     for key in ("models", "tasks", "protocols"):
@@ -205,12 +212,14 @@ def _expand_model(name, entry, where, checkpoints, suite_path) -> list[SuiteMode
     base = ModelSpec(name, entry["module"], checkpoint, options)
     sweep = entry.get("sweep") or {}
     if not sweep:
+        check_model_options(base.module, options, where)
         return [SuiteModel(name, base, entry.get("reference"), missing_checkpoint=missing)]
     _expect(len(sweep) == 1, where, "'sweep' varies exactly one option, e.g. {n_blocks: [1, 12]}")
     ((option, values),) = sweep.items()
     _expect(isinstance(values, list) and values, where, f"sweep.{option} must be a non-empty list")
     expanded = []
     for value in values:
+        check_model_options(base.module, {**options, option: value}, f"{where}: sweep.{option}")
         variant_name = f"{name}@{option}={value}"
         expanded.append(
             SuiteModel(
@@ -223,6 +232,29 @@ def _expand_model(name, entry, where, checkpoints, suite_path) -> list[SuiteMode
             )
         )
     return expanded
+
+
+def check_model_options(module_name: str, options: Mapping[str, Any], where: str) -> None:
+    """Import a model's HEAR module and check its ``load_model`` options, loading no weights.
+
+    Done when the suite is read, so a typo fails the run at once rather than when its first
+    unit starts. ATST modules check names and types (``check_options``); for other modules
+    the names are bound to ``load_model``'s signature.
+    """
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise SuiteError(f"{where}: cannot import HEAR module {module_name!r} ({err})") from None
+    missing = [name for name in _HEAR_FUNCTIONS if not callable(getattr(module, name, None))]
+    _expect(not missing, where, f"{module_name} is not a HEAR module: it lacks {missing}")
+    checker = getattr(module, "check_options", None)
+    try:
+        if callable(checker):
+            checker(options)
+        else:
+            inspect.signature(module.load_model).bind(None, **options)
+    except (TypeError, ValueError) as err:
+        raise SuiteError(f"{where}: options {dict(options)} rejected: {err}") from None
 
 
 def _resolve_checkpoint(value: str, checkpoints: Mapping[str, str], suite_path: Path) -> str | None:
@@ -248,6 +280,14 @@ def _protocol_entry(entry, where, models, tasks, suite_seeds) -> SuiteProtocol:
     unknown = [t for t in task_names if t not in tasks]
     _expect(not unknown, where, f"unknown tasks {unknown}; the suite defines {sorted(tasks)}")
     model_names = _model_names(entry.get("models"), models, where)
+    embedding_options = entry.get("embedding_options") or {}
+    _expect(isinstance(embedding_options, Mapping), where, "'embedding_options' must be a mapping")
+    if embedding_options:
+        for name in model_names:
+            spec = models[name].spec
+            check_model_options(
+                spec.module, {**spec.options, **embedding_options}, f"{where}: model {name}"
+            )
     task_params = entry.get("task_params") or {}
     unknown = [t for t in task_params if t not in task_names]
     _expect(not unknown, where, f"task_params for tasks {unknown} that this entry does not run")
@@ -266,7 +306,7 @@ def _protocol_entry(entry, where, models, tasks, suite_seeds) -> SuiteProtocol:
         models=model_names,
         params=dict(entry.get("params") or {}),
         task_params={k: dict(v or {}) for k, v in task_params.items()},
-        embedding_options=dict(entry.get("embedding_options") or {}),
+        embedding_options=dict(embedding_options),
         seeds=seeds,
         folds=folds,
     )

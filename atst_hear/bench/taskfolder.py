@@ -7,6 +7,9 @@ A task folder (hear-eval-kit's layout, see ``hear-contract.md`` §2) holds::
     labelvocabulary.csv       "idx,label", labels sorted, idx 0..n-1
     <split>.json              {"<file>.wav": [labels]}  or  {"<file>.wav": [{"label", "start", "end"}]}
     <sample_rate>/<split>/<file>.wav
+    file_groups.json          optional (atst-hear's, hear-eval-kit ignores it):
+                              {"<split>": {"<file>.wav": "<group>"}}, the recording, speaker or
+                              uploader each clip comes from; validation slices are drawn by group
 
 :class:`TaskFolder` reads one; :func:`validate_task_folder` lists every problem with the file
 (and line, for JSON/CSV) it was found in; :func:`write_task_files` writes the metadata,
@@ -62,6 +65,7 @@ REQUIRED_METADATA = (
     "evaluation",
 )
 FOLD_NAME = re.compile(r"^fold\d{2}$")
+GROUP_FILE = "file_groups.json"
 
 
 class TaskFolderError(ValueError):
@@ -97,6 +101,7 @@ class TaskFolder:
     metadata: dict[str, Any]
     labels: list[str]
     _split_cache: dict[str, dict[str, list]] = field(default_factory=dict, repr=False)
+    _group_cache: dict[str, dict[str, str]] | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> TaskFolder:
@@ -194,6 +199,30 @@ class TaskFolder:
     def sample_rates(self) -> list[int]:
         return sorted(int(p.name) for p in self.path.iterdir() if p.is_dir() and p.name.isdigit())
 
+    # --- groups ---------------------------------------------------------------------------
+    @property
+    def has_groups(self) -> bool:
+        return (self.path / GROUP_FILE).is_file()
+
+    def groups(self, split: str) -> dict[str, str] | None:
+        """``{filename: group}`` for every file of ``split`` (the source recording, speaker or
+        uploader it comes from), or None when the task records no groups."""
+        if not self.has_groups:
+            return None
+        if self._group_cache is None:
+            problems, self._group_cache = _read_groups(self.path / GROUP_FILE)
+            if problems:
+                raise TaskFolderError(str(problems[0]))
+        stored = self._group_cache
+        files = self.split_labels(split)
+        missing = sorted(set(files) - set(stored.get(split, {})))
+        if missing:
+            raise TaskFolderError(
+                f"{self.path / GROUP_FILE}: no group for {len(missing)} files of split "
+                f"{split!r} (e.g. {missing[0]})"
+            )
+        return {name: stored[split][name] for name in files}
+
 
 # --- writing --------------------------------------------------------------------------------
 def task_metadata(
@@ -228,12 +257,15 @@ def write_task_files(
     metadata: Mapping[str, Any],
     split_labels: Mapping[str, Mapping[str, list]],
     labels: Iterable[str] | None = None,
+    groups: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
-    """Write ``task_metadata.json``, ``labelvocabulary.csv`` and every ``<split>.json``.
+    """Write ``task_metadata.json``, ``labelvocabulary.csv``, every ``<split>.json`` and, when
+    ``groups`` is given, ``file_groups.json``.
 
     ``split_labels[split][filename]`` is a label list (scene) or a list of ``Event`` /
     ``{"label", "start", "end"}`` dicts in milliseconds (event). The vocabulary defaults to the
-    sorted union of the labels used.
+    sorted union of the labels used. ``groups[split][filename]`` names the recording, speaker
+    or uploader a clip comes from; every file of every task split needs one.
     """
     folder = Path(folder)
     used: set[str] = set()
@@ -256,6 +288,19 @@ def write_task_files(
         raise TaskFolderError(f"{folder}: labels {sorted(unknown)[:10]} are not in the vocabulary")
     lines = ["idx,label"] + [f"{i},{_csv_field(label)}" for i, label in enumerate(vocabulary)]
     write_text_atomic(folder / "labelvocabulary.csv", "\n".join(lines) + "\n")
+    if groups is not None:
+        for split in metadata["splits"]:
+            missing = sorted(set(split_labels[split]) - set(groups.get(split, {})))
+            if missing:
+                raise TaskFolderError(
+                    f"{folder}: no group given for {len(missing)} files of split {split!r} "
+                    f"(e.g. {missing[0]})"
+                )
+        stored = {
+            split: {name: str(group) for name, group in sorted(files.items())}
+            for split, files in groups.items()
+        }
+        write_json_atomic(folder / GROUP_FILE, stored, indent=1)
     write_json_atomic(folder / "task_metadata.json", dict(metadata))
 
 
@@ -366,6 +411,7 @@ def validate_task_folder(
                         severity="warning",
                     )
                 )
+    problems += _check_groups(path, meta["splits"])
     unused = sorted(vocabulary - used_labels)
     if unused:
         problems.append(
@@ -426,12 +472,69 @@ def _check_metadata(meta: Any, where: str, line_of) -> list[Problem]:
     return problems
 
 
+def _read_groups(path: Path) -> tuple[list[Problem], dict[str, dict[str, str]]]:
+    try:
+        stored = _load_json(path)
+    except TaskFolderError as err:
+        return [Problem(str(path), str(err).split(": ", 1)[-1])], {}
+    shape = 'expected {"<split>": {"<file>.wav": "<group>"}}'
+    if not isinstance(stored, dict) or not all(isinstance(v, dict) for v in stored.values()):
+        return [Problem(str(path), shape)], {}
+    for split, files in stored.items():
+        for name, group in files.items():
+            if not isinstance(group, str) or not group:
+                return [
+                    Problem(
+                        str(path),
+                        f"{split}/{name}: group must be a non-empty string, got {group!r}",
+                    )
+                ], {}
+    return [], stored
+
+
+def _check_groups(path: Path, splits: list[str]) -> list[Problem]:
+    """``file_groups.json``, when present, names a group for every file of every split."""
+    group_path = path / GROUP_FILE
+    if not group_path.is_file():
+        return []
+    problems, stored = _read_groups(group_path)
+    if problems:
+        return problems
+    for split in splits:
+        try:
+            files = set(_load_json(path / f"{split}.json"))
+        except (TaskFolderError, TypeError):
+            continue  # the split file's own problem is reported already
+        listed = set(stored.get(split, {}))
+        if files - listed:
+            missing = sorted(files - listed)
+            problems.append(
+                Problem(
+                    str(group_path),
+                    f"split {split!r}: {len(missing)} files have no group (e.g. {missing[0]})",
+                )
+            )
+        if listed - files:
+            extra = sorted(listed - files)
+            problems.append(
+                Problem(
+                    str(group_path),
+                    f"split {split!r}: {len(extra)} grouped files are not in {split}.json "
+                    f"(e.g. {extra[0]})",
+                )
+            )
+    return problems
+
+
 def _read_vocabulary(path: Path) -> tuple[list[str], list[Problem]]:
     if not path.is_file():
         return [], [Problem(str(path), "labelvocabulary.csv is missing")]
     problems = []
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except UnicodeDecodeError as err:
+        return [], [Problem(str(path), f"not UTF-8 text (byte {err.start}: {err.reason})")]
     if not rows or [c.strip() for c in rows[0]] != ["idx", "label"]:
         return [], [Problem(str(path), 'first line must be the header "idx,label"', 1)]
     labels: list[str] = []
@@ -503,6 +606,12 @@ def _load_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise TaskFolderError(f"{path}: invalid JSON at line {err.lineno} ({err.msg})") from err
+    except UnicodeDecodeError as err:
+        raise TaskFolderError(
+            f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); JSON files must be UTF-8"
+        ) from err
+    except OSError as err:
+        raise TaskFolderError(f"{path}: cannot read ({err.strerror or err})") from err
 
 
 def _json_key_line(text: str, key: str) -> int | None:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
-from ..embeddings import ATSTEmbedder
-from ..models.checkpoints import CheckpointError, read_encoder_weights
-from ..models.encoder import ATSTConfig, ATSTEncoder
+from ..audio import MAX_AMPLITUDE
+from ..embeddings import COMPAT_MODES, ATSTEmbedder
+from ..models.checkpoints import ENCODER_ROLES, CheckpointError, read_encoder_weights
+from ..models.encoder import ARCHS, ATSTConfig, ATSTEncoder
+from ..models.registry import resolve as resolve_checkpoint
+from ..options import OptionError, require_bool, require_choice, require_int, require_positive
 
 CHECKPOINT_ENV = "ATST_HEAR_CHECKPOINT"
 WHERE_TO_GET = {
@@ -29,26 +34,63 @@ WHERE_TO_GET = {
 }
 
 
+# load_model options of the ATST modules and their defaults (the README lists them)
+LOAD_OPTIONS: dict[str, Any] = {
+    "compat": "default",
+    "n_blocks": None,
+    "encoder": "teacher",
+    "trust_checkpoint": False,
+    "random_init": None,
+    "seed": 0,
+    "max_batch_tokens": 10_000,
+    "max_amplitude": MAX_AMPLITUDE,
+    "checkpoint_sha256": None,
+}
+
+
+def check_load_options(module_name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Every ``load_model`` option checked for name and type, defaults filled in.
+
+    Strict on purpose: options come from JSON and YAML, where ``"false"`` or ``"10000"`` are
+    easy to write and would otherwise be truthy or crash deep inside torch.
+    """
+    where = f"{module_name}.load_model"
+    unknown = sorted(set(options) - set(LOAD_OPTIONS))
+    if unknown:
+        raise OptionError(f"{where}: unknown options {unknown}; known: {sorted(LOAD_OPTIONS)}")
+    values = {**LOAD_OPTIONS, **options}
+    require_choice(values["compat"], f"{where}: compat", COMPAT_MODES)
+    require_choice(values["encoder"], f"{where}: encoder", ENCODER_ROLES)
+    require_bool(values["trust_checkpoint"], f"{where}: trust_checkpoint")
+    if values["n_blocks"] is not None:
+        require_int(values["n_blocks"], f"{where}: n_blocks", minimum=1)
+    if values["random_init"] is not None:
+        require_choice(values["random_init"], f"{where}: random_init", sorted(ARCHS))
+    require_int(values["seed"], f"{where}: seed")
+    require_int(values["max_batch_tokens"], f"{where}: max_batch_tokens", minimum=1)
+    if values["max_amplitude"] is not None:
+        require_positive(values["max_amplitude"], f"{where}: max_amplitude")
+    return values
+
+
 def load_embedder(
     flavour: str,
     module_name: str,
     model_file_path: str | os.PathLike | None = None,
-    *,
-    compat: str = "default",
-    n_blocks: int | None = None,
-    encoder: str = "teacher",
-    trust_checkpoint: bool = False,
-    random_init: str | None = None,
-    seed: int = 0,
-    max_batch_tokens: int = 10_000,
+    **options: Any,
 ) -> ATSTEmbedder:
-    """Load an ATST encoder of ``flavour`` and wrap it for embedding (eval mode)."""
+    """Load an ATST encoder of ``flavour`` and wrap it for embedding (eval mode).
+
+    ``options`` are those of :data:`LOAD_OPTIONS`, checked by :func:`check_load_options`.
+    """
+    values = check_load_options(module_name, options)
+    random_init = values["random_init"]
     if random_init is not None:
         if model_file_path:
             raise ValueError("give either a checkpoint path or random_init, not both")
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
-            model = ATSTEncoder(ATSTConfig.preset(flavour, str(random_init)))
+            torch.manual_seed(values["seed"])
+            model = ATSTEncoder(ATSTConfig.preset(flavour, random_init))
     else:
         model_kind = module_name.rsplit(".", 1)[-1]
         specific_env = f"{CHECKPOINT_ENV}_{model_kind.upper()}"
@@ -56,10 +98,15 @@ def load_embedder(
         if not path:
             raise ValueError(
                 f"{module_name}.load_model needs a checkpoint: pass its path or set "
-                f"${specific_env} or ${CHECKPOINT_ENV}. {WHERE_TO_GET[model_kind]}. "
+                f"${specific_env} or ${CHECKPOINT_ENV}, or a name from "
+                f"atst_hear.models.registry (e.g. atst-frame-base). {WHERE_TO_GET[model_kind]}. "
                 "For an untrained model pass random_init='tiny'."
             )
-        weights = read_encoder_weights(path, encoder=encoder, trust_checkpoint=trust_checkpoint)
+        # a registered name (atst_hear.models.registry) is downloaded once and verified
+        path, registered = resolve_checkpoint(path, sha256=values["checkpoint_sha256"])
+        weights = read_encoder_weights(
+            path, encoder=values["encoder"], trust_checkpoint=values["trust_checkpoint"]
+        )
         if weights.config.flavour != flavour:
             other = (
                 "atst_hear.hear.clip"
@@ -70,9 +117,16 @@ def load_embedder(
                 f"{path} holds an ATST-{weights.config.flavour.capitalize()} encoder, but "
                 f"{module_name} expects ATST-{flavour.capitalize()}; use {other}"
             )
+        if registered is not None:
+            registered.check_config(weights.config)
         model = weights.build()
-    n_blocks = None if n_blocks is None else int(n_blocks)
-    return ATSTEmbedder(model, compat=compat, n_blocks=n_blocks, max_batch_tokens=max_batch_tokens)
+    return ATSTEmbedder(
+        model,
+        compat=values["compat"],
+        n_blocks=values["n_blocks"],
+        max_batch_tokens=values["max_batch_tokens"],
+        max_amplitude=values["max_amplitude"],
+    )
 
 
 def _embedder(model) -> ATSTEmbedder:

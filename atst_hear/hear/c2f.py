@@ -7,8 +7,15 @@ encoder, possibly with prompt tokens; embeddings are computed exactly as for ATS
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
-from .api import get_scene_embeddings, get_timestamp_embeddings, load_embedder
+from .api import (
+    check_load_options,
+    get_scene_embeddings,
+    get_timestamp_embeddings,
+    load_embedder,
+)
 
 
 def load_model(model_file_path: str | os.PathLike | None = None, **options):
@@ -16,4 +23,9 @@ def load_model(model_file_path: str | os.PathLike | None = None, **options):
     return load_embedder("frame", __name__, model_file_path, **options)
 
 
-__all__ = ["get_scene_embeddings", "get_timestamp_embeddings", "load_model"]
+def check_options(options: Mapping[str, Any]) -> None:
+    """Check ``load_model`` options (names and types) without loading anything."""
+    check_load_options(__name__, options)
+
+
+__all__ = ["check_options", "get_scene_embeddings", "get_timestamp_embeddings", "load_model"]

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..options import require_bool
 from .encoder import ATSTConfig, ATSTEncoder
 
 SAFETENSORS_FORMAT = "atst-hear-encoder"
@@ -82,9 +83,8 @@ def _allowed_globals() -> list[Any]:
 
 def load_archive(path: str | os.PathLike, trust_checkpoint: bool = False) -> Any:
     """Unpickle a ``torch.save`` archive safely (or fully, with ``trust_checkpoint=True``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file does not exist")
+    trust_checkpoint = require_bool(trust_checkpoint, "trust_checkpoint")
+    path = _existing_file(path)
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: checkpoint file is empty")
     if not trust_checkpoint and not hasattr(torch.serialization, "safe_globals"):
@@ -105,9 +105,32 @@ def load_archive(path: str | os.PathLike, trust_checkpoint: bool = False) -> Any
                 "checkpoint contents (unpickling such objects can execute code). If you trust "
                 "this file, load it with trust_checkpoint=True (CLI: --trust-checkpoint)."
             ) from None
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
+        raise _unreadable(path, err) from None
     except Exception as err:  # a corrupt archive can fail anywhere inside torch's unpickler
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
+        raise _unreadable(path, err) from None
+
+
+def _existing_file(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory; expected a checkpoint file")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file does not exist")
+    return path
+
+
+def _unreadable(path: Path, err: Exception) -> CheckpointError:
+    """The error for a file torch cannot load, without torch's advice to turn safety off."""
+    message = str(err)
+    # torch's weights-only message wraps the real reason in advice to retry unsafely
+    inner = re.search(
+        r"WeightsUnpickler error:\s*(.*?)\s*(?:Check the documentation|$)", message, re.S
+    )
+    reason = inner.group(1).strip() if inner else message.strip().splitlines()[0] if message else ""
+    return CheckpointError(
+        f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {reason}); expected "
+        "an ATST .ckpt archive written by torch.save or a .safetensors export"
+    )
 
 
 def _disallowed_globals(path: Path, message: str) -> list[str]:
@@ -133,6 +156,14 @@ class EncoderWeights:
 
     def build(self) -> ATSTEncoder:
         encoder = ATSTEncoder(self.config)
+        expected = encoder.state_dict()
+        for key, value in self.state_dict.items():
+            if key in expected and value.shape != expected[key].shape:
+                raise CheckpointError(
+                    f"{self.source}: tensor {key!r} has shape {tuple(value.shape)}, but the "
+                    f"architecture inferred from the file ({self.config}) expects "
+                    f"{tuple(expected[key].shape)}"
+                )
         result = encoder.load_state_dict(self.state_dict, strict=False)
         if result.missing_keys or result.unexpected_keys:
             raise CheckpointError(
@@ -194,6 +225,7 @@ def extract_encoder_weights(archive: Any, source: str, encoder: str = "teacher")
         if layout == "c2f":
             state = _as_frame(state)
         config = infer_config(state, hyper, source)
+        _check_finite(state, source)
         return EncoderWeights(config, state, layout, source, hyper)
 
     keys = list(archive.get("state_dict", archive).keys())[:10]
@@ -292,8 +324,10 @@ def _train_len(hyper: Mapping[str, Any], flavour: str) -> float:
 def read_encoder_weights(
     path: str | os.PathLike, encoder: str = "teacher", trust_checkpoint: bool = False
 ) -> EncoderWeights:
+    trust_checkpoint = require_bool(trust_checkpoint, "trust_checkpoint")
     path = Path(path)
     if path.suffix == ".safetensors":
+        _existing_file(path)
         if encoder != "teacher":
             raise CheckpointError(f"{path}: a safetensors export holds only the exported encoder")
         return _read_safetensors(path)
@@ -339,4 +373,16 @@ def _read_safetensors(path: Path) -> EncoderWeights:
         config = infer_config(state, {}, str(path))
     else:
         config = ATSTConfig.from_dict(json.loads(metadata["atst_config"]))
+    _check_finite(state, str(path))
     return EncoderWeights(config, state, "safetensors", str(path))
+
+
+def _check_finite(state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Refuse weights holding NaN or Inf: they would give NaN embeddings without a word."""
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(
+                f"{source}: tensor {key!r} holds {bad} NaN/Inf values of {value.numel()}; "
+                "expected finite weights (the file is corrupt or training diverged)"
+            )

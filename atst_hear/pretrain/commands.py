@@ -10,6 +10,7 @@ PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     register_pretrain(subparsers)
+    register_pretrain_report(subparsers)
     register_distill(subparsers)
 
 
@@ -74,8 +75,33 @@ def register_pretrain(subparsers: argparse._SubParsersAction) -> None:
         help="stop (with a checkpoint) at this step without changing the schedule; "
         "continue later with --resume",
     )
+    probe = parser.add_argument_group("online probe (docs/pretraining.md)")
+    probe.add_argument(
+        "--probe",
+        action="append",
+        default=[],
+        metavar="TASK_DIR[,TASK_DIR]",
+        help="held-out HEAR scene task folders scored with knn and paper-linear at step 0 and "
+        "every --probe-every steps, into OUT/probe.csv and the logs (repeatable)",
+    )
+    probe.add_argument(
+        "--probe-every",
+        type=int,
+        metavar="N",
+        help="steps between probes (default: the recipe's checkpoint_every)",
+    )
+    probe.add_argument("--probe-student", action="store_true", help="probe the student encoder too")
     _add_hardware(parser)
     parser.set_defaults(run=run_pretrain)
+
+
+def probe_task_dirs(values: list[str]) -> list[Path]:
+    """``--probe`` values (each comma-separated) as folders, each checked to exist."""
+    folders = [Path(part.strip()) for value in values for part in value.split(",") if part.strip()]
+    for folder in folders:
+        if not folder.is_dir():
+            raise ValueError(f"--probe {folder}: not a folder (expected a HEAR task folder)")
+    return folders
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
@@ -85,6 +111,20 @@ def run_pretrain(args: argparse.Namespace) -> int:
     if args.recipe is None and (args.flavour is None or args.arch is None):
         raise ValueError("give --flavour and --arch (shipped recipe), or --recipe FILE")
     recipe = load_recipe(args.recipe, args.flavour, args.arch, parse_overrides(args.overrides))
+    callbacks = []
+    if args.probe:
+        # the command layer joins the two: pre-training itself never imports the benchmark
+        from ..bench.online_probe import OnlineProbe, ProbeSettings
+
+        settings = ProbeSettings(
+            tasks=tuple(probe_task_dirs(args.probe)),
+            every=args.probe_every or recipe.checkpoint_every,
+            encoders=("teacher", "student") if args.probe_student else ("teacher",),
+            seed=recipe.seed,
+        )
+        callbacks.append(OnlineProbe(settings, args.out))
+    elif args.probe_every is not None or args.probe_student:
+        raise ValueError("--probe-every and --probe-student need --probe TASK_DIR")
     run_pretraining(
         recipe,
         args.data,
@@ -93,7 +133,33 @@ def run_pretrain(args: argparse.Namespace) -> int:
         resume=args.resume,
         stop_at_step=args.stop_at_step,
         progress=not args.quiet,
+        callbacks=callbacks,
     )
+    return 0
+
+
+def register_pretrain_report(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "pretrain-report",
+        help="learning curves of a pre-training run with --probe (OUT/plots/*.png)",
+        description="Draws RUN/probe.csv: probe score against step per task, the step-0 "
+        "(random initialisation) level as a dotted line, and the collapse diagnostics.",
+    )
+    parser.add_argument("run_dir", type=Path, metavar="RUN", help="pre-training run folder")
+    parser.set_defaults(run=run_pretrain_report)
+
+
+def run_pretrain_report(args: argparse.Namespace) -> int:
+    from ..bench.online_probe import PROBE_CSV
+    from ..bench.plots import plot_probe_curves
+
+    probe_csv = args.run_dir / PROBE_CSV
+    if not probe_csv.is_file():
+        raise ValueError(
+            f"{probe_csv}: no such file; it is written by `atst-hear pretrain --probe TASK_DIR`"
+        )
+    for path in plot_probe_curves(probe_csv, args.run_dir / "plots"):
+        print(f"wrote {path}")
     return 0
 
 

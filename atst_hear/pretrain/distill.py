@@ -1,6 +1,6 @@
 """ATST-C2F: fine-tune ATST-Frame on a labelled task, distilling a fine-tuned ATST-Clip.
 
-The recipe of ``train_distill_other.py`` (``atst-reference.md`` §5, "other tasks"):
+The recipe of ``train_distill_other.py`` (``docs/pretraining.md``, ``docs/fidelity.md``):
 
 * teacher: ATST-Clip fine-tuned on the task, frozen; its embedding is ``[cls, token mean]`` of
   the last block over 6 s chunks (601 frames), then ``BatchNorm1d(affine=False) + Linear``;
@@ -13,8 +13,13 @@ The recipe of ``train_distill_other.py`` (``atst-reference.md`` §5, "other task
   0.75^depth, block i 0.75^(depth-i), final norm 0.75, head 1), linear warm-up then cosine to
   1e-6 per step, learning rate × devices · batch / 256, gradient clipping at 3;
 * audio: the centre 12 s, no padding; optional mixup against a memory bank of earlier
-  (log-mel, label) pairs (λ ~ Beta(α, α), labels mixed too), always followed by
-  random-resize-crop.
+  (log-mel, label) pairs (λ ~ Beta(α, α), labels mixed too; a clip of another length is mixed
+  at a random offset and every clip keeps its own length), always followed by
+  random-resize-crop of each clip's own frames (:class:`atst_hear.finetuning.FinetuneAugment`).
+
+Model, data, augmentation, loss and optimiser come from :mod:`atst_hear.finetuning`, shared
+with the ``finetune`` benchmark protocol; this module adds the teacher, the Lightning loop and
+the checkpoints.
 
 ``--finetune-teacher`` first fine-tunes a pre-trained ATST-Clip on the task with the same
 recipe and no distillation term (the first step of C2F), then distils it.
@@ -22,14 +27,13 @@ recipe and no distillation term (the first step of C2F), then distils it.
 The teacher runs in train mode by default, as the official code does (DropPath and its head's
 BatchNorm on batch statistics); ``teacher_mode: eval`` makes its targets deterministic. The
 official Clip pooling divides the token mean of every non-final chunk by too many tokens
-(``atst-reference.md`` §3.2); ``compat: official`` reproduces that for teachers trained with it.
+(``docs/pretraining.md``); ``compat: official`` reproduces that for teachers trained with it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,26 +42,32 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from .. import schedules
-from ..audio import SAMPLE_RATE, audio_info, read_audio
 from ..bench.metrics import compute_scores, mean_average_precision, top1_accuracy
 from ..bench.taskfolder import TaskFolder
 from ..embeddings import COMPAT_MODES, finetune_embedding
 from ..fileio import write_json_atomic
-from ..frontend import MIN_SAMPLES, LogMelFrontend, num_frames
-from ..models.checkpoints import CheckpointError, extract_encoder_weights, load_archive
-from ..models.encoder import ATSTEncoder, layer_decay_groups
+from ..finetuning import (
+    ClipDataset,
+    FinetuneAugment,
+    PadTo,
+    TaskClassifier,
+    classification_loss,
+    load_classifier,
+    probabilities,
+    set_learning_rate,
+    sgd_with_layer_decay,
+    training_loss,
+    warmup_steps,
+)
 from .checkpoint import write_classifier_checkpoint
 from .module import step_seed
 from .recipes import TEACHER_MODES, RecipeError, RecipeFields
 from .training import Hardware, build_trainer, latest_checkpoint, resolve_recipe
-from .views import MemoryBank, random_resize_crop
 
 
 @dataclass(frozen=True)
@@ -124,119 +134,25 @@ class DistillRecipe(RecipeFields):
         )
 
 
-# --- model ----------------------------------------------------------------------------------
-class LinearHead(nn.Module):
-    """``BatchNorm1d(affine=False)`` (the feature standardisation) + ``Linear``, as official."""
-
-    def __init__(self, dim: int, n_classes: int) -> None:
-        super().__init__()
-        self.norm = nn.BatchNorm1d(dim, affine=False)
-        self.linear = nn.Linear(dim, n_classes)
-        nn.init.normal_(self.linear.weight, std=0.01)
-        nn.init.zeros_(self.linear.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.norm(x))
-
-
-class TaskClassifier(nn.Module):
-    """Encoder + linear head on the fine-tuning embedding."""
-
-    def __init__(self, encoder: ATSTEncoder, n_classes: int, compat: str = "default") -> None:
-        super().__init__()
-        width = encoder.config.width
-        self.encoder = encoder
-        self.head = LinearHead(2 * width if encoder.config.flavour == "clip" else width, n_classes)
-        self.compat = compat
-
-    def forward(self, mel: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
-        return self.head(finetune_embedding(self.encoder, mel, frame_lengths, self.compat))
-
-
 # --- data -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ClipItem:
-    split: str
-    file: str
-    target: np.ndarray
-
-
-class TaskClips(Dataset):
-    """Labelled clips of a task: the centre ``max_seconds``, as normalised log-mel."""
-
-    def __init__(self, task: TaskFolder, splits: list[str], max_seconds: float) -> None:
-        self.task = task
-        self.max_samples = int(max_seconds * SAMPLE_RATE)
-        self.frontend = LogMelFrontend()
-        n_classes = len(task.labels)
-        self.items = []
-        for split in splits:
-            for file, labels in sorted(task.split_labels(split).items()):
-                target = np.zeros(n_classes, np.float32)
-                for label in labels:
-                    if label not in task.label_index:
-                        raise ValueError(f"{task.path} ({split}/{file}): unknown label {label!r}")
-                    target[task.label_index[label]] = 1.0
-                self.items.append(ClipItem(split, file, target))
-        if not self.items:
-            raise ValueError(f"{task.path}: no clips in splits {splits}")
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def longest_frames(self) -> int:
-        """Frames of the longest (cropped) clip: the task's duration, or the longest file."""
-        if self.task.sample_duration:
-            samples = int(float(self.task.sample_duration) * SAMPLE_RATE)
-        else:
-            samples = 0
-            for item in self.items:
-                rate, frames, _ = audio_info(self.task.audio_path(item.split, item.file))
-                samples = max(samples, math.ceil(frames * SAMPLE_RATE / rate))
-        return num_frames(max(min(samples, self.max_samples), MIN_SAMPLES))
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item = self.items[index]
-        wave = read_audio(self.task.audio_path(item.split, item.file))
-        if len(wave) > self.max_samples:
-            start = (len(wave) - self.max_samples) // 2
-            wave = wave[start : start + self.max_samples]
-        wave = F.pad(wave, (0, max(0, MIN_SAMPLES - len(wave))))
-        with torch.no_grad():
-            mel = self.frontend(wave[None])[0]
-        return {"mel": mel, "target": torch.from_numpy(item.target)}
-
-
-def pad_batch(items: list[dict[str, Any]], width: int) -> dict[str, torch.Tensor]:
-    """Zero-pad (in the normalised domain, as official) or cut every log-mel to ``width``."""
-    mels = [item["mel"][..., :width] for item in items]
-    return {
-        "mel": torch.stack([F.pad(m, (0, width - m.shape[-1])) for m in mels]),
-        "frames": torch.tensor([m.shape[-1] for m in mels]),
-        "target": torch.stack([item["target"] for item in items]),
-    }
-
-
-class _PadTo:
-    """Picklable collate function for data-loader workers."""
-
-    def __init__(self, width: int) -> None:
-        self.width = width
-
-    def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        return pad_batch(items, self.width)
+def task_clips(task: TaskFolder, splits: list[str], max_seconds: float) -> ClipDataset:
+    """Labelled clips of a task's splits: the centre ``max_seconds``, as normalised log-mel."""
+    paths, targets = [], []
+    for split in splits:
+        for file, labels in sorted(task.split_labels(split).items()):
+            target = np.zeros(len(task.labels), np.float32)
+            for label in labels:
+                if label not in task.label_index:
+                    raise ValueError(f"{task.path} ({split}/{file}): unknown label {label!r}")
+                target[task.label_index[label]] = 1.0
+            paths.append(task.audio_path(split, file))
+            targets.append(target)
+    if not paths:
+        raise ValueError(f"{task.path}: no clips in splits {splits}")
+    return ClipDataset(paths, np.stack(targets), max_seconds, task.sample_duration)
 
 
 # --- training -------------------------------------------------------------------------------
-def classification_loss(
-    logits: torch.Tensor, target: torch.Tensor, soft_binary: bool
-) -> torch.Tensor:
-    """BCE on (soft) multi-hot targets, or cross-entropy on class probabilities."""
-    if soft_binary:
-        return F.binary_cross_entropy_with_logits(logits, target)
-    return F.cross_entropy(logits, target)
-
-
 class ClassifierTraining(L.LightningModule):
     """Fine-tunes ``encoder`` + ``head`` on a task, optionally distilling a frozen ``teacher``."""
 
@@ -260,8 +176,9 @@ class ClassifierTraining(L.LightningModule):
         if teacher is not None:
             self.teacher = teacher.requires_grad_(False).train(recipe.teacher_mode == "train")
         self.save_hyperparameters(hyper_parameters or {})
-        # earlier log-mels, targets and frame counts, pushed and drawn together
-        self.banks = tuple(MemoryBank(recipe.mixup_memory) for _ in range(3))
+        self.augment = (
+            FinetuneAugment(recipe.mixup_alpha, recipe.mixup_memory) if recipe.mixup else None
+        )
         self._generator = torch.Generator()
         self._validation: list[tuple[torch.Tensor, torch.Tensor]] = []
 
@@ -269,59 +186,33 @@ class ClassifierTraining(L.LightningModule):
         return self.head(finetune_embedding(self.encoder, mel, frames, self.compat))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        groups = layer_decay_groups(self, self.encoder, self.recipe.layer_decay)
-        return torch.optim.SGD(groups, lr=0.0, momentum=self.recipe.momentum, weight_decay=0.0)
+        return sgd_with_layer_decay(
+            self, self.encoder, self.recipe.layer_decay, self.recipe.momentum
+        )
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         recipe, step = self.recipe, self.global_step
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = min(int(total * recipe.warmup_epochs / recipe.epochs), total - 1)
+        warmup = warmup_steps(total, recipe.warmup_epochs, recipe.epochs)
         world = self.trainer.world_size
         peak = recipe.learning_rate * world * recipe.batch_size / recipe.lr_reference_batch
-        lr = schedules.learning_rate(step, peak, warmup, total)
-        for group in self.optimizers(use_pl_optimizer=False).param_groups:
-            group["lr"] = lr * group["lr_scale"]
-        # DropPath and mixup weights use the global stream, bank draws and crops the generator
+        lr = set_learning_rate(self.optimizers(use_pl_optimizer=False), step, peak, warmup, total)
+        # DropPath uses the global stream; mixup and crops draw from the generator
         torch.manual_seed(step_seed(recipe.seed, step, self.global_rank, purpose=2))
         self._generator.manual_seed(step_seed(recipe.seed, step, self.global_rank, purpose=3))
         self.log("lr", lr, prog_bar=True, on_step=True, batch_size=1)
 
-    def _mixup(self, mel, frames, target):
-        """Linear mixup with earlier (log-mel, label) pairs, then random-resize-crop."""
-        alpha = self.recipe.mixup_alpha
-        lam = torch.distributions.Beta(alpha, alpha).sample((len(mel),)).to(mel.device, mel.dtype)
-        mel_bank, target_bank, frames_bank = self.banks
-        if len(mel_bank):
-            picks = torch.randint(0, len(mel_bank), (len(mel),), generator=self._generator)
-            picks = picks.to(mel.device)
-            weight = lam.view(-1, 1, 1, 1)
-            mixed = weight * mel + (1 - weight) * mel_bank.items[picks]
-            mixed_target = lam[:, None] * target + (1 - lam[:, None]) * target_bank.items[picks]
-            mixed_frames = torch.maximum(frames, frames_bank.items[picks])
-        else:
-            mixed, mixed_target, mixed_frames = mel, target, frames
-        for bank, values in zip(self.banks, (mel, target, frames)):
-            bank.push(values)
-        return random_resize_crop(mixed, self._generator), mixed_frames, mixed_target
-
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        mel, frames, target = batch["mel"], batch["frames"], batch["target"]
-        if self.recipe.mixup:
-            mel, frames, target = self._mixup(mel, frames, target)
-        soft_binary = self.multilabel or self.recipe.mixup
-        logits = self(mel, frames)
-        loss_c = classification_loss(logits, target, soft_binary)
-        log = {"loss_c": loss_c.detach()}
-        loss = loss_c
-        if hasattr(self, "teacher"):
-            with torch.no_grad():
-                teacher_logits = self.teacher(mel, frames)
-            soft = torch.sigmoid(teacher_logits) if soft_binary else teacher_logits.softmax(-1)
-            loss_d = classification_loss(logits, soft, soft_binary)
-            loss = self.recipe.lambda_d * loss_d + (1 - self.recipe.lambda_d) * loss_c
-            log["loss_d"] = loss_d.detach()
-        log["loss"] = loss.detach()
-        self.log_dict(log, prog_bar=True, on_step=True, batch_size=len(mel))
+        loss, parts = training_loss(
+            self,
+            batch,
+            soft_binary=self.multilabel or self.recipe.mixup,
+            generator=self._generator,
+            augment=self.augment,
+            teacher=getattr(self, "teacher", None),
+            lambda_d=self.recipe.lambda_d,
+        )
+        self.log_dict(parts, prog_bar=True, on_step=True, batch_size=len(batch["mel"]))
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -351,60 +242,12 @@ class ClassifierTraining(L.LightningModule):
 
 def clip_score(logits: torch.Tensor, target: torch.Tensor, multilabel: bool) -> float:
     """Top-1 accuracy (multiclass) or mean average precision (multilabel) of a validation set."""
-    probs = torch.sigmoid(logits) if multilabel else logits.softmax(-1)
+    probs = probabilities(logits, multilabel)
     scorer = mean_average_precision if multilabel else top1_accuracy
     return float(scorer(probs.numpy(), target.numpy()))
 
 
 # --- checkpoints ----------------------------------------------------------------------------
-def load_classifier(
-    path: str | os.PathLike,
-    flavour: str,
-    n_classes: int,
-    drop_path: float,
-    compat: str = "default",
-    trust_checkpoint: bool = False,
-    require_head: bool = True,
-) -> TaskClassifier:
-    """An encoder (+ its task head, if the checkpoint has one) as a :class:`TaskClassifier`.
-
-    Heads are read from ``head.norm.*`` / ``head.linear.*`` (the official fine-tuning layout
-    and ours).
-    """
-    archive = load_archive(path, trust_checkpoint)
-    weights = extract_encoder_weights(archive, str(path))
-    if weights.config.flavour != flavour:
-        raise CheckpointError(
-            f"{path} holds an ATST-{weights.config.flavour.capitalize()} encoder; "
-            f"expected ATST-{flavour.capitalize()}"
-        )
-    config = dataclasses.replace(weights.config, drop_path=drop_path)
-    encoder = dataclasses.replace(weights, config=config).build()
-    classifier = TaskClassifier(encoder, n_classes, compat)
-    state = archive.get("state_dict", {}) if isinstance(archive, dict) else {}
-    head = {k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")}
-    if not head:
-        if require_head:
-            raise CheckpointError(
-                f"{path}: holds no classification head (head.linear.weight); pass an ATST-Clip "
-                "fine-tuned on this task, or add --finetune-teacher to fine-tune it first"
-            )
-        return classifier
-    shape = tuple(head.get("linear.weight", torch.empty(0)).shape)
-    expected = tuple(classifier.head.linear.weight.shape)
-    if shape != expected:
-        raise CheckpointError(
-            f"{path}: head has shape {shape}, but this task needs {expected} "
-            f"({n_classes} classes); was it fine-tuned on another task?"
-        )
-    missing, unexpected = classifier.head.load_state_dict(head, strict=False)
-    if [k for k in missing if not k.startswith("norm.")] or unexpected:
-        raise CheckpointError(
-            f"{path}: head keys do not fit: missing {missing}, unexpected {unexpected}"
-        )
-    return classifier
-
-
 def classifier_hyper_parameters(
     classifier: TaskClassifier, task: TaskFolder, recipe: DistillRecipe, role: str
 ) -> dict[str, Any]:
@@ -466,8 +309,8 @@ def _fit_classifier(
     resume: bool,
     progress: bool,
 ) -> L.Trainer:
-    train_set = TaskClips(task, splits.train, recipe.max_seconds)
-    collate = _PadTo(train_set.longest_frames())
+    train_set = task_clips(task, splits.train, recipe.max_seconds)
+    collate = PadTo(train_set.longest_frames())
     loader_args = {
         "batch_size": recipe.batch_size,
         "num_workers": recipe.num_workers,
@@ -479,7 +322,7 @@ def _fit_classifier(
         train_set, shuffle=True, drop_last=len(train_set) > recipe.batch_size, **loader_args
     )
     valid_loader = (
-        DataLoader(TaskClips(task, [splits.valid], recipe.max_seconds), **loader_args)
+        DataLoader(task_clips(task, [splits.valid], recipe.max_seconds), **loader_args)
         if splits.valid
         else None
     )
@@ -512,9 +355,9 @@ def evaluate(
     device: torch.device | str = "cpu",
 ) -> dict[str, float]:
     """The task's own scores (``task_metadata.json`` ``evaluation``) on one split."""
-    dataset = TaskClips(task, [split], recipe.max_seconds)
+    dataset = task_clips(task, [split], recipe.max_seconds)
     loader = DataLoader(
-        dataset, batch_size=recipe.batch_size, collate_fn=_PadTo(dataset.longest_frames())
+        dataset, batch_size=recipe.batch_size, collate_fn=PadTo(dataset.longest_frames())
     )
     classifier.to(device).eval()
     logits, targets = [], []
@@ -522,7 +365,7 @@ def evaluate(
         logits.append(classifier(batch["mel"].to(device), batch["frames"].to(device)).float().cpu())
         targets.append(batch["target"])
     logits_all, target_all = torch.cat(logits), torch.cat(targets)
-    probs = torch.sigmoid(logits_all) if task.is_multilabel else logits_all.softmax(-1)
+    probs = probabilities(logits_all, task.is_multilabel)
     return compute_scores(task.evaluation, probs.numpy(), target_all.numpy())
 
 

@@ -40,6 +40,20 @@ def symmetric_byol_loss(
     return 0.5 * (byol_distance(student[1], teacher[0]) + byol_distance(student[0], teacher[1]))
 
 
+def masked_prediction_losses(
+    predictions: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss of ``predictions`` (``[M, d]``, the rows where bool ``mask [B, P]`` is set) against
+    ``targets [B, P, d]`` at the same places, and against the targets of the previous clip of
+    the batch at the same places: the control a position-only predictor scores equally well."""
+    if len(targets) < 2:
+        raise ValueError(f"the shuffled control needs at least 2 clips, got {len(targets)}")
+    return (
+        byol_distance(predictions, targets[mask]),
+        byol_distance(predictions, targets.roll(1, dims=0)[mask]),
+    )
+
+
 @torch.no_grad()
 def ema_update(
     teacher: Iterable[torch.Tensor], student: Iterable[torch.Tensor], momentum: float

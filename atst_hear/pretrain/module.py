@@ -31,7 +31,8 @@ from torch import nn
 from .. import schedules
 from ..models.encoder import ATSTEncoder
 from .checkpoint import official_hyper_parameters
-from .heads import build_mlp, ema_update, symmetric_byol_loss
+from .heads import build_mlp, ema_update, masked_prediction_losses, symmetric_byol_loss
+from .masking import span_mask
 from .recipes import PretrainRecipe
 from .views import ClipViews, FrameViews
 
@@ -170,6 +171,12 @@ class PretrainModule(L.LightningModule):
             on_step=True,
             batch_size=size,
         )
+        # recorded here, not in on_train_batch_end: callbacks (the periodic checkpoint) run
+        # before the module's batch-end hook and would save a data position one batch behind
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "record"):
+            datamodule.record(batch)
+            self.log("skipped_files", float(datamodule.skipped), on_step=True, batch_size=1)
         return loss
 
     def _frame_outputs(self, wave: torch.Tensor):
@@ -201,9 +208,48 @@ class PretrainModule(L.LightningModule):
         half = len(student) // 2
         return (student[:half], student[half:]), (teacher[:half], teacher[half:]), {}
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # the teacher follows the student right after its update, so that every callback of the
+        # step (periodic checkpoints, online probes) sees the teacher of this step
         ema_update(*self.model.ema_pairs(), self._current["ema"])
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and hasattr(datamodule, "record"):
-            datamodule.record(batch)
-            self.log("skipped_files", float(datamodule.skipped), on_step=True, batch_size=1)
+
+    @torch.no_grad()
+    def heldout_prediction_loss(
+        self, wave: torch.Tensor, generator: torch.Generator
+    ) -> tuple[float, float]:
+        """ATST-Frame's masked-prediction loss on held-out ``[B, N]`` crops, and a control.
+
+        Both networks in eval mode, plain views (no mixup or crop), one block mask per clip drawn
+        from ``generator``. The control scores the same predictions against teacher targets of
+        another clip (the batch rolled by one) at the same positions: a student that predicts
+        from position alone scores the same on both, one that predicts content scores lower on
+        the first. Returns ``(loss, shuffled_loss)``.
+        """
+        if self.recipe.flavour != "frame" or len(wave) < 2:
+            raise ValueError(
+                "the held-out masked-prediction loss needs ATST-Frame and at least 2 clips, got "
+                f"{self.recipe.flavour} and {len(wave)}"
+            )
+        recipe, model = self.recipe, self.model
+        was_training = {module: module.training for module in model.modules()}
+        model.eval()
+        try:
+            mel = self.views.log_mel(wave)
+            patch_width = model.student.encoder.config.patch_width
+            mask = span_mask(
+                len(wave),
+                mel.shape[-1] // patch_width,
+                recipe.mask_prob,
+                recipe.mask_span,
+                generator=generator,
+            ).to(wave.device)
+            teacher_x = model.teacher.encoder.final_norm(model.teacher.encoder(mel)[-1])
+            targets = model.teacher.represent(teacher_x.flatten(0, 1)).view(*mask.shape, -1)
+            student_x = model.student.encoder(mel, token_mask=mask)[-1]
+            student = model.student.represent(model.student.encoder.final_norm(student_x)[mask])
+            loss, shuffled = masked_prediction_losses(student, targets, mask)
+        finally:
+            for module, training in was_training.items():
+                module.training = training
+        return float(loss), float(shuffled)

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from ..models.encoder import ARCHS, FLAVOURS, ATSTConfig
+from ..options import require_bool
 from ..resources import shipped
 
 TEACHER_MODES = ("train", "eval")
@@ -39,6 +40,10 @@ class RecipeFields:
         if unknown:
             raise RecipeError(f"{source}: unknown recipe fields {unknown}; known: {sorted(known)}")
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        for f in dataclasses.fields(cls):
+            # a quoted YAML "false" is truthy: booleans must be real bools
+            if f.type in (bool, "bool") and f.name in values:
+                require_bool(values[f.name], f"{source}: {f.name}")
         try:
             return cls(**values)
         except (TypeError, RecipeError) as err:

@@ -8,6 +8,7 @@ Output folder layout::
     OUT/logs/tensorboard/version_N/ TensorBoard events, one version per start or resume
     OUT/logs/csv/version_N/metrics.csv
     OUT/atst_<flavour>.ckpt         weights + hyper-parameters of the finished run (official layout)
+    OUT/probe.csv, OUT/plots/       online probe scores and learning curves (``--probe``)
 
 The same code runs on one CPU, one GPU, several GPUs (DDP, synchronised BatchNorm) and several
 nodes: under ``torchrun`` or SLURM's ``srun`` Lightning takes ranks from the environment.
@@ -16,6 +17,7 @@ nodes: under ``torchrun`` or SLURM's ``srun`` Lightning takes ranks from the env
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,8 +133,12 @@ def run_pretraining(
     resume: bool = False,
     stop_at_step: int | None = None,
     progress: bool = True,
+    callbacks: Sequence[L.Callback] = (),
 ) -> Path | None:
     """Train until ``recipe.max_steps`` (or ``stop_at_step``); returns the release checkpoint.
+
+    ``callbacks`` join the trainer's (e.g. :class:`atst_hear.bench.online_probe.OnlineProbe`);
+    they run after the step's optimiser and EMA updates.
 
     Returns None when the run stopped early (``stop_at_step``, a time limit) or on ranks > 0;
     ``OUT/checkpoints/last.ckpt`` then holds the state to resume from.
@@ -156,7 +162,13 @@ def run_pretraining(
     )
     stop = recipe.max_steps if stop_at_step is None else min(stop_at_step, recipe.max_steps)
     trainer = build_trainer(
-        out_dir, hardware, [saver], recipe.log_every, progress, max_steps=stop, max_epochs=-1
+        out_dir,
+        hardware,
+        [*callbacks, saver],
+        recipe.log_every,
+        progress,
+        max_steps=stop,
+        max_epochs=-1,
     )
     if trainer.is_global_zero:
         print(

@@ -1,4 +1,7 @@
-"""Training views of ATST pre-training (``atst-reference.md`` §4.2, §4.3).
+"""Training views of ATST pre-training (``docs/pretraining.md``, ``docs/fidelity.md``).
+
+The augmentations themselves (mixup, memory bank, random-resize-crop) live in
+:mod:`atst_hear.augment`; this module composes them into the two flavours' views.
 
 Data workers only decode and crop waveforms (:func:`random_crop`); everything else runs on the
 training device, batched: the log-mel front-end, log-domain mixup against a memory bank of
@@ -26,10 +29,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..augment import MemoryBank, mixup_with_bank, random_resize_crop
 from ..frontend import LogMelFrontend
 from .masking import span_mask
-
-LOG_MIXUP_EPS = torch.finfo(torch.float32).eps
 
 
 def random_crop(wave: torch.Tensor, n_samples: int, rng: np.random.Generator) -> torch.Tensor:
@@ -38,100 +40,6 @@ def random_crop(wave: torch.Tensor, n_samples: int, rng: np.random.Generator) ->
         return F.pad(wave, (0, n_samples - wave.shape[-1]))
     start = int(rng.integers(0, wave.shape[-1] - n_samples + 1))
     return wave[start : start + n_samples]
-
-
-class MemoryBank:
-    """The ``capacity`` most recent crops of one view (a ring buffer on the batches' device)."""
-
-    def __init__(self, capacity: int) -> None:
-        if capacity < 0:
-            raise ValueError(f"mixup memory must be non-negative, got {capacity}")
-        self.capacity = int(capacity)
-        self.items: torch.Tensor | None = None
-        self.size = 0
-        self.cursor = 0
-
-    def __len__(self) -> int:
-        return self.size
-
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``n`` stored crops drawn uniformly with replacement (the bank must not be empty)."""
-        if self.items is None or self.size == 0:
-            raise RuntimeError("the mixup memory bank is empty")
-        picks = torch.randint(0, self.size, (n,), generator=generator)
-        return self.items[picks.to(self.items.device)]
-
-    @torch.no_grad()
-    def push(self, batch: torch.Tensor) -> None:
-        if self.capacity == 0:
-            return
-        batch = batch.detach()[-self.capacity :]
-        if self.items is None:
-            self.items = batch.new_zeros((self.capacity, *batch.shape[1:]))
-        elif self.items.shape[1:] != batch.shape[1:] or self.items.device != batch.device:
-            raise ValueError(
-                f"mixup bank holds crops of shape {tuple(self.items.shape[1:])} on "
-                f"{self.items.device}, got {tuple(batch.shape[1:])} on {batch.device}"
-            )
-        rows = (self.cursor + torch.arange(batch.shape[0])) % self.capacity
-        self.items[rows.to(batch.device)] = batch
-        self.cursor = int((self.cursor + batch.shape[0]) % self.capacity)
-        self.size = min(self.size + batch.shape[0], self.capacity)
-
-
-def log_mixup(x: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """``log((1 - α)·e^x + α·e^z + eps)`` per row, on normalised log-mel values (as official)."""
-    alpha = alpha.to(x.device, x.dtype).view(-1, *([1] * (x.ndim - 1)))
-    return torch.log((1 - alpha) * x.exp() + alpha * background.exp() + LOG_MIXUP_EPS)
-
-
-def mixup_with_bank(
-    mel: torch.Tensor, bank: MemoryBank, ratio: float, generator: torch.Generator
-) -> torch.Tensor:
-    """Mix each crop with a random earlier one (α ~ ratio·U(0, 1)), then remember these crops."""
-    alpha = ratio * torch.rand(mel.shape[0], generator=generator)
-    mixed = (
-        mel
-        if len(bank) == 0 or ratio == 0
-        else log_mixup(mel, bank.sample(len(mel), generator), alpha)
-    )
-    bank.push(mel)
-    return mixed
-
-
-def random_resize_crop(
-    mel: torch.Tensor,
-    generator: torch.Generator,
-    freq_scale: tuple[float, float] = (0.6, 1.5),
-    time_scale: tuple[float, float] = (0.6, 1.5),
-    virtual_time: float = 1.5,
-) -> torch.Tensor:
-    """BYOL-A's RandomResizeCrop per example of ``[B, 1, F, T]``.
-
-    The input is centred on a zero canvas ``virtual_time`` times as long; a random box of
-    ``U(freq_scale)·F`` × ``U(time_scale)·T`` (clipped to the canvas) at a random position is
-    cut out and resized back to ``F × T`` (bicubic, ``align_corners=True``).
-    """
-    batch, _, n_freq, n_time = mel.shape
-    canvas_time = int(n_time * virtual_time)
-    left = (canvas_time - n_time) // 2
-    canvas = mel.new_zeros(batch, 1, n_freq, canvas_time)
-    canvas[..., left : left + n_time] = mel
-    scales = torch.rand(batch, 2, generator=generator, dtype=torch.float64)
-    positions = torch.rand(batch, 2, generator=generator, dtype=torch.float64)
-    out = torch.empty_like(mel)
-    for row in range(batch):
-        f_lo, f_hi = freq_scale
-        t_lo, t_hi = time_scale
-        height = min(max(int((f_lo + (f_hi - f_lo) * float(scales[row, 0])) * n_freq), 1), n_freq)
-        width = min(
-            max(int((t_lo + (t_hi - t_lo) * float(scales[row, 1])) * n_time), 1), canvas_time
-        )
-        top = int(float(positions[row, 0]) * (n_freq - height + 1))
-        start = int(float(positions[row, 1]) * (canvas_time - width + 1))
-        box = canvas[row : row + 1, :, top : top + height, start : start + width]
-        out[row] = F.interpolate(box, size=(n_freq, n_time), mode="bicubic", align_corners=True)[0]
-    return out
 
 
 @dataclass

@@ -317,6 +317,32 @@ def test_paper_linear_multilabel(make_task, tmp_path):
     assert result.primary == "mAP" and result.scores["mAP"] > 0.5
 
 
+def test_paper_linear_embeds_the_centre_crop_of_every_clip(make_task, tmp_path):
+    """As the official FreezingTransform: the centre crop_seconds of each clip, unpadded, and
+    a cache entry of its own."""
+    import atst_hear.bench.baselines as baselines
+    from atst_hear.audio import read_audio
+    from atst_hear.bench.cache import audio_source
+
+    task_dir = make_task("multiclass", duration=3.0)
+    (result,), _ = run_unit(
+        tmp_path, task_dir, "paper-linear", {"epochs": 2, "lr_grid": [0.1], "crop_seconds": 1.0}
+    )
+    assert result.details["crop_seconds"] == 1.0
+    task, cache = TaskFolder.open(task_dir), EmbeddingCache(tmp_path / "cache", progress=False)
+    cropped = cache.get(BASELINE.with_centre_crop(1.0), task, "test", "scene")
+    assert cropped.durations_ms.tolist() == [1000.0] * len(cropped.files)
+    wave = read_audio(audio_source(task, "test", cropped.files[0]))
+    centre = wave[len(wave) // 2 - 8000 : len(wave) // 2 + 8000]
+    model = baselines.load_model()
+    expected = baselines.get_scene_embeddings(centre[None], model).numpy()[0]
+    np.testing.assert_allclose(cropped.embeddings[0], expected, rtol=1e-5, atol=1e-5)
+    whole = BASELINE.with_centre_crop(None)
+    assert cache.split_dir(whole, task, "test", "scene") != cache.split_dir(
+        BASELINE.with_centre_crop(1.0), task, "test", "scene"
+    )
+
+
 def _shuffle_test_labels(task_dir):
     path = task_dir / "test.json"
     labels = json.loads(path.read_text())
@@ -403,6 +429,7 @@ def test_sed_uses_weakly_labelled_clips(make_task, tmp_path):
     task_dir = make_task("event", n_train=8, n_eval=4, weak_clips=6)
     (result,), _ = run_unit(tmp_path, task_dir, "sed", params)
     assert result.details["n_weak_train"] == 6 and result.details["n_train"] == 8
+    assert result.details["steps_per_epoch"] == 1  # 6 weak clips // 4 a step (not 8 // 4)
     assert result.scores["event_f1_macro"] > 0.3
 
 
@@ -418,18 +445,86 @@ def test_sed_head_pools_only_real_frames():
     torch.testing.assert_close(strong[:, :3], strong_short)
 
 
+def test_sed_head_attention_is_a_softmax_over_classes_per_frame():
+    """The official DCASE head normalises the attention over the classes of each frame (not
+    over time), clamped to [1e-7, 1], and zeroes it on padded frames."""
+    from atst_hear.bench.protocols.sed import StrongWeakHead
+
+    head = StrongWeakHead(8, 5, seeded_generator("h"))
+    x = 10 * torch.randn(3, 7, 8)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[1, 4:] = False
+    attention = head.attention_weights(x, mask).detach()
+    sums = attention.sum(-1)
+    torch.testing.assert_close(sums[mask], torch.ones(int(mask.sum())), atol=5 * 1e-7, rtol=0)
+    assert bool((sums[~mask] == 0).all())
+    assert float(attention[mask].min()) >= 1e-7
+
+
+def test_sed_head_initialisation_is_the_official_one():
+    from atst_hear.bench.protocols.sed import StrongWeakHead
+
+    head = StrongWeakHead(768, 10, seeded_generator("h"))
+    for layer in (head.strong, head.attention):
+        weight = layer.weight.detach()
+        assert bool((layer.bias == 0).all())
+        assert float(weight.mean()) == pytest.approx(0.0, abs=1e-3)
+        assert float(weight.std()) == pytest.approx(0.01, rel=0.05)
+
+
+def test_sed_epoch_length_is_set_by_the_weak_clips():
+    """DESED: 1,420 weak training clips at 128 a step give 11 steps an epoch (1,100 in 100
+    epochs, 55 of warm-up), whatever the number of strong clips."""
+    from atst_hear.bench.protocols.sed import epoch_layout
+
+    assert epoch_layout(10_000, 1_420, 256) == (128, 128, 11)
+    assert epoch_layout(10_000, None, 256) == (256, None, 39)
+    assert epoch_layout(3, 2, 8) == (3, 2, 1)
+
+
+def test_sed_finetune_mode_trains_the_last_block(make_task, tmp_path):
+    task_dir = make_task("event", n_train=8, n_eval=4, weak_clips=4)
+    spec = ModelSpec(
+        "frame", "atst_hear.hear.frame", options={"random_init": "tiny", "n_blocks": 1}
+    )
+    proto = get_protocol("sed")
+    params = {
+        "epochs": 2,
+        "batch_size": 8,
+        "warmup_epochs": 1,
+        "val_every": 1,
+        "finetune_mode": True,
+    }
+    ctx = UnitContext(
+        TaskFolder.open(task_dir),
+        spec,
+        EmbeddingCache(tmp_path / "cache", progress=False),
+        proto.resolve_params(params),
+        0,
+        "test",
+        tmp_path / "unit",
+        progress=False,
+    )
+    (result,) = proto.run(ctx)
+    assert result.details["encoder"] == "last block and final norm trained"
+    assert 0.0 <= result.scores["psds1"] <= 1.0
+    ctx.model = spec.with_options(n_blocks=2)
+    with pytest.raises(ValueError, match="n_blocks: 1"):
+        proto.run(ctx)
+
+
 def test_layer_decay_groups_follow_the_paper():
-    from atst_hear.bench.protocols.finetune import FinetuneModel
+    from atst_hear.finetuning import TaskClassifier
     from atst_hear.models.encoder import ATSTConfig, ATSTEncoder, layer_decay_groups
 
-    model = FinetuneModel(ATSTEncoder(ATSTConfig.preset("frame", "tiny")), 3, seeded_generator("f"))
+    model = TaskClassifier(ATSTEncoder(ATSTConfig.preset("frame", "tiny")), 3)
     scales = {
         id(p): g["lr_scale"]
         for g in layer_decay_groups(model, model.encoder, 0.75)
         for p in g["params"]
     }
     depth = model.encoder.config.depth  # 4 for tiny
-    assert scales[id(model.head.weight)] == 1.0
+    assert scales[id(model.head.linear.weight)] == 1.0
     assert scales[id(model.encoder.final_norm.weight)] == 0.75
     assert scales[id(model.encoder.blocks[depth - 1].mlp.fc1.weight)] == pytest.approx(0.75)
     assert scales[id(model.encoder.blocks[0].mlp.fc1.weight)] == pytest.approx(0.75**depth)
@@ -469,7 +564,7 @@ def test_finetune_trains_and_resumes(make_task, tmp_path, monkeypatch):
 
     (clean,) = unit(tmp_path / "clean")
     assert set(clean.scores) == {"top1_acc", "mAP", "d_prime", "aucroc"}
-    assert clean.details["crop_seconds"] == 0.5 and clean.details["n_train"] == 6
+    assert clean.details["crop_seconds"] == 12.0 and clean.details["n_train"] == 6
     # interrupt after the first epoch's state is saved, then resume to the same result
     saves = []
     original = finetune._save
@@ -486,6 +581,33 @@ def test_finetune_trains_and_resumes(make_task, tmp_path, monkeypatch):
     monkeypatch.setattr(finetune, "_save", original)
     (resumed,) = unit(tmp_path / "resumed")
     assert resumed.scores == pytest.approx(clean.scores, nan_ok=True)
+
+
+def test_finetune_balanced_sampling_and_its_option_check(make_task, tmp_path):
+    task_dir = make_task("multilabel", n_train=6, n_eval=3)
+    spec = ModelSpec("clip", "atst_hear.hear.clip", options={"random_init": "tiny"})
+    proto = get_protocol("finetune")
+    base = {"epochs": 1, "batch_size": 4, "micro_batch": 4, "warmup_epochs": 0, "num_workers": 0}
+
+    def context(params, workdir):
+        return UnitContext(
+            TaskFolder.open(task_dir),
+            spec,
+            EmbeddingCache(tmp_path / "cache", progress=False),
+            proto.resolve_params({**base, **params}),
+            0,
+            "test",
+            workdir,
+            progress=False,
+        )
+
+    (result,) = proto.run(context({"balanced_sampling": True}, tmp_path / "balanced"))
+    assert result.details["balanced_sampling"] is True and "mAP" in result.scores
+    with pytest.raises(ValueError, match="balanced_sampling must be true or false"):
+        proto.run(context({"balanced_sampling": "yes"}, tmp_path / "bad"))
+    for ratio in ("0.5", 1.5, True):
+        with pytest.raises(ValueError, match=r"mixup_ratio must be a number in \[0, 1\]"):
+            proto.run(context({"mixup_alpha": 10.0, "mixup_ratio": ratio}, tmp_path / "bad"))
 
 
 def test_batched_grid_selects_like_one_model_at_a_time(tmp_path):

@@ -42,8 +42,8 @@ def write_suite(path: Path, tasks_dir: Path, **changes) -> Path:
     suite.update(changes)
     path.write_text(yaml.safe_dump(suite))
     (path.parent / "reference.csv").write_text(
-        "model,task,metric,value,plus_minus,unit,protocol,comparable_protocol,source,note\n"
-        "LogMel,Toy,top1_acc,50.0,1.5,percent,L-EVAR,,a README,\n"
+        "model,task,metric,value,plus_minus,unit,protocol,published_protocol,source,verified,note\n"
+        "LogMel,Toy,top1_acc,50.0,1.5,percent,paper-linear,linear,a README,yes,\n"
     )
     return path
 
@@ -84,7 +84,9 @@ def test_bench_end_to_end_with_failure_isolation(toy_suite, tmp_path):
     assert result["recipe"]["params"] and result["task"]["checksum"]
     summary = (out / "summary.md").read_text()
     assert "| logmel | scene | knn | top1_acc |" in summary
-    assert "50 ± 1.5 %" in summary and "L-EVAR ⚠" in summary  # a published number, other protocol
+    # the published number stands beside the same protocol only, and the shortened recipe is named
+    assert "| logmel | scene | paper-linear | top1_acc |" in summary and "50 ± 1.5 %" in summary
+    assert summary.count("50 ± 1.5 %") == 1 and "epochs = 8 (published: 100)" in summary
     assert "## Failed units" in summary and "broken/scene/hear-mlp/seed-0/all" in summary
     assert "†" in summary  # k-fold paper-linear validates on a slice of train
     assert (out / "plots" / "task-scene.png").stat().st_size > 1000
@@ -246,7 +248,7 @@ def test_sweep_writes_per_layer_curves(make_task, tmp_path):
     )
     out = tmp_path / "out"
     assert cli.main(["bench", "--suite", str(suite), "--out", str(out), "--quiet"]) == 0
-    assert (out / "plots" / "layers-logmel-scene-knn.png").is_file()
+    assert (out / "plots" / "layers-logmel-scene.png").is_file()
     frame = pd.read_csv(out / "scores.csv")
     assert sorted(frame.model) == ["logmel@n_mels=16", "logmel@n_mels=32", "logmel@n_mels=8"]
     written = write_report(out)  # the report can be re-run on its own
@@ -299,33 +301,11 @@ def test_kill_9_then_rerun_ends_with_identical_scores(toy_suite, tmp_path):
     assert scores(out) == scores(tmp_path / "clean")
 
 
-def test_reference_matching_prefers_same_model_and_protocol(tmp_path):
-    from atst_hear.bench.report import load_references, match_reference
-
-    table = tmp_path / "ref.csv"
-    table.write_text(
-        "model,task,metric,value,plus_minus,unit,protocol,comparable_protocol,source,note\n"
-        "*,ESC-50,top1_acc,96.0,,percent,leaderboard,hear-mlp,board,\n"
-        "ATST-Frame,ESC-50,top1_acc,90.9,0.6,percent,L-EVAR,,EVAR,\n"
-        "ATST-Frame,ESC-50,top1_acc,93.0,,percent,paper linear,paper-linear,paper,\n"
-    )
-    refs = load_references([table])
-    same = match_reference(refs, "ATST-Frame", "ESC-50", "top1_acc", "paper-linear")
-    assert (same.value, same.mismatch) == (93.0, False)
-    other = match_reference(refs, "ATST-Frame", "ESC-50", "top1_acc", "knn")
-    assert (other.value, other.mismatch) == (90.9, True)
-    anyone = match_reference(refs, "ATST-Clip", "ESC-50", "top1_acc", "hear-mlp")
-    assert (anyone.value, anyone.mismatch) == (96.0, False)
-    assert match_reference(refs, "ATST-Clip", "ESC-50", "mAP", "hear-mlp") is None
-    table.write_text(table.read_text().replace("percent,L-EVAR", "percents,L-EVAR"))
-    with pytest.raises(ValueError, match=r"ref.csv:3: unit must be 'percent' or 'fraction'"):
-        load_references([table])
-
-
 def test_shipped_suites_and_references_load():
     from atst_hear.bench.report import load_references
 
-    for name, protocols in [("paper", {"paper-linear", "finetune", "sed"}), ("hear", {"hear-mlp"})]:
+    paper = {"paper-linear", "evar-linear", "finetune", "sed"}
+    for name, protocols in [("paper", paper), ("hear", {"hear-mlp"})]:
         suite = load_suite(name)
         assert {p.protocol for p in suite.protocols} == protocols
         references = load_references(suite.references)

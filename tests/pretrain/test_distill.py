@@ -9,13 +9,12 @@ import torch
 
 import atst_hear.hear.c2f as hear_c2f
 from atst_hear.bench.taskfolder import TaskFolder
+from atst_hear.finetuning import TaskClassifier, load_classifier
 from atst_hear.models.checkpoints import CheckpointError, load_archive
 from atst_hear.models.encoder import ATSTConfig, ATSTEncoder, layer_decay_groups
 from atst_hear.pretrain.distill import (
     DistillRecipe,
-    TaskClassifier,
     choose_splits,
-    load_classifier,
     run_distillation,
 )
 from atst_hear.pretrain.training import Hardware

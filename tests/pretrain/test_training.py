@@ -56,6 +56,17 @@ def test_resume_reproduces_the_uninterrupted_run(frame_runs):
     assert not torch.equal(first, whole["state_dict"]["model.student.encoder.pos_embed"])
 
 
+def test_periodic_checkpoints_hold_the_teacher_and_data_position_of_their_step(frame_runs):
+    # the step-3 checkpoint of the uninterrupted run is written during training; the stopped run
+    # wrote its step-3 state after training ended: a resume from either must continue alike
+    periodic = load_archive(frame_runs["whole"] / "checkpoints" / "step-00000003.ckpt")
+    stopped = frame_runs["stopped"]
+    assert periodic["global_step"] == stopped["global_step"] == 3
+    for key, value in stopped["state_dict"].items():
+        assert torch.equal(value, periodic["state_dict"][key]), key
+    assert periodic["PretrainDataModule"] == stopped["PretrainDataModule"]
+
+
 def test_checkpoints_every_n_steps_and_last(frame_runs):
     names = sorted(p.name for p in (frame_runs["whole"] / "checkpoints").glob("*.ckpt"))
     assert names == ["last.ckpt", "step-00000003.ckpt", "step-00000006.ckpt"]

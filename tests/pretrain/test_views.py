@@ -2,15 +2,12 @@ import numpy as np
 import pytest
 import torch
 
+from atst_hear.augment import MemoryBank, log_mixup, mixup_with_bank, random_resize_crop
 from atst_hear.frontend import LogMelFrontend
 from atst_hear.pretrain.views import (
     ClipViews,
     FrameViews,
-    MemoryBank,
-    log_mixup,
-    mixup_with_bank,
     random_crop,
-    random_resize_crop,
 )
 
 

@@ -18,6 +18,7 @@ class DatasetEntry:
     module: str  # module name inside this package
     title: str
     variants: tuple[str, ...] = ()  # the first one is the default
+    options: tuple[str, ...] = ()  # keyword settings its plan() takes (see core.prepare)
 
     def resolve_variant(self, name: str, variant: str | None) -> str | None:
         """The variant to build: the one asked for, or the default; errors name the options."""
@@ -56,5 +57,12 @@ DATASETS: dict[str, DatasetEntry] = {
     ),
     "desed": DatasetEntry(
         "desed", "DESED (DCASE 2021 task 4) sound event detection, 10 classes, onsets/offsets"
+    ),
+    "audioset": DatasetEntry(
+        "audioset",
+        "AudioSet: AS-20K, AS-2M (527 classes), AS-strong events; --for-pretraining: tar shards",
+        ("balanced", "unbalanced", "strong")
+        + ("unbalanced-pretraining", "balanced-pretraining", "eval-pretraining"),
+        ("min_found",),
     ),
 }

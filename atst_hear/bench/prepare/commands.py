@@ -7,6 +7,8 @@ import os
 
 from . import DATASETS
 
+PRETRAINING_SUFFIX = "-pretraining"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     lines = []
@@ -47,13 +49,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="convert a dataset whose clip or class counts differ from the known release "
         "(a subset); the difference is recorded in the manifest",
     )
-    parser.add_argument("--variant", help="dataset variant (see above)")
+    parser.add_argument(
+        "--variant", "--subset", help="dataset variant (see above; AudioSet calls it --subset)"
+    )
+    parser.add_argument(
+        "--for-pretraining",
+        action="store_true",
+        help=f"write tar shards for `atst-hear pretrain --data` instead of a task folder "
+        f"(variants ending in {PRETRAINING_SUFFIX}; --subset picks the clips)",
+    )
+    parser.add_argument(
+        "--min-found",
+        type=_fraction,
+        metavar="FRACTION",
+        help="AudioSet: stop when a split has less than this fraction of its listed clips on "
+        "disk (default: never; absent clips are listed in the manifest)",
+    )
     parser.set_defaults(run=run_prepare)
 
 
 def run_prepare(args: argparse.Namespace) -> int:
     from .core import prepare
 
+    variant = args.variant
+    if args.for_pretraining:
+        variant = _pretraining_variant(args.name, variant)
     prepare(
         args.name,
         args.raw_dir,
@@ -61,9 +81,33 @@ def run_prepare(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         skip_bad=args.skip_bad,
         allow_partial=args.allow_partial,
-        variant=args.variant,
+        variant=variant,
+        options={} if args.min_found is None else {"min_found": args.min_found},
     )
     return 0
+
+
+def _pretraining_variant(name: str, subset: str | None) -> str:
+    """``--for-pretraining --subset X``: the variant ``X-pretraining`` (default: the first)."""
+    offered = [v for v in DATASETS[name].variants if v.endswith(PRETRAINING_SUFFIX)]
+    if not offered:
+        raise ValueError(f"{name} has no pre-training output (--for-pretraining)")
+    if subset is None:
+        return offered[0]
+    if subset.endswith(PRETRAINING_SUFFIX):
+        return subset
+    variant = subset + PRETRAINING_SUFFIX
+    if variant not in offered:
+        choices = ", ".join(v[: -len(PRETRAINING_SUFFIX)] for v in offered)
+        raise ValueError(f"{name} --for-pretraining: --subset {subset!r} is not one of {choices}")
+    return variant
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1, got {value}")
+    return value
 
 
 def _positive_int(text: str) -> int:

@@ -74,6 +74,9 @@ class Clip:
     labels: tuple[str, ...] | tuple[Event, ...] = ()
     offset_s: float = 0.0  # where the clip starts in the source
     length_s: float | None = None  # how much of the source it takes (None: up to the end)
+    # the recording, speaker or uploader the clip comes from (file_groups.json); clips of one
+    # group never straddle a validation slice. Converters set it for all clips or for none.
+    group: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -96,6 +99,12 @@ class TaskPlan:
     # clips); those clips are converted like the others, into 16000/<split>/
     side_label_file: str | None = None
     notes: list[str] = field(default_factory=list)
+    # converter-specific manifest entries (AudioSet: the clips its download lacks, coverage)
+    manifest_extra: dict[str, Any] = field(default_factory=dict)
+    # a product other than a task folder (AudioSet's pre-training shards): called with the
+    # partial folder, the converted clips and their journal records once all are converted;
+    # it writes its files there and returns entries for the manifest
+    write_output: Callable[..., dict[str, Any]] | None = None
 
 
 class BadInputs:
@@ -280,8 +289,12 @@ def prepare(
     skip_bad: bool = False,
     allow_partial: bool = False,
     variant: str | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Convert dataset ``name`` from ``raw_dir`` into the task folder ``out_dir``.
+
+    ``options`` are the converter's own settings (``DatasetEntry.options``, e.g. AudioSet's
+    ``min_found``); they are not part of a run's identity, so changing them keeps a resume.
 
     Returns the manifest. An ``out_dir`` already prepared from the same dataset and variant is
     left alone; an interrupted run resumes from ``<out_dir>.partial``. With ``jobs > 1`` the
@@ -291,6 +304,10 @@ def prepare(
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     variant = DATASETS[name].resolve_variant(name, variant)
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(DATASETS[name].options))
+    if unknown:
+        raise ValueError(f"{name} takes no option {', '.join(unknown)}")
     raw_dir, out_dir = Path(raw_dir).absolute(), Path(out_dir).absolute()
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
@@ -303,7 +320,7 @@ def prepare(
     label = name if variant is None else f"{name} ({variant})"
     print(f"{label}: reading the metadata of {raw_dir}", flush=True)
     bad = BadInputs(skip_bad)
-    plan: TaskPlan = converter.plan(raw_dir, variant, bad)
+    plan: TaskPlan = converter.plan(raw_dir, variant, bad, **options)
     _check_plan(plan)
     clips = [clip for clip in plan.clips if _source_exists(clip, bad)]
     warnings = check_counts(plan.found_counts, plan.known_counts, allow_partial)
@@ -532,13 +549,22 @@ def _finish(
 ) -> dict[str, Any]:
     """Write the task files and manifest, validate, and only then rename to ``out_dir``."""
     _remove_unplanned_audio(partial, clips)
+    if plan.write_output is not None:
+        plan.manifest_extra.update(plan.write_output(partial, clips, records))
+        manifest = _manifest(plan, clips, records, raw_dir, bad, warnings, variant)
+        write_text_atomic(partial / MANIFEST_NAME, manifest_text(manifest))
+        os.rename(partial, out_dir)
+        (out_dir / JOURNAL_NAME).unlink(missing_ok=True)
+        return manifest
     task_splits = list(plan.metadata["splits"])
     split_labels: dict[str, dict[str, list]] = {split: {} for split in task_splits}
     side_labels: dict[str, dict[str, list]] = {}
     for clip in clips:
         labels = split_labels if clip.split in task_splits else side_labels
         labels.setdefault(clip.split, {})[clip.name] = list(clip.labels)
-    write_task_files(partial, plan.metadata, split_labels, labels=plan.vocabulary)
+    write_task_files(
+        partial, plan.metadata, split_labels, labels=plan.vocabulary, groups=_groups(plan, clips)
+    )
     if plan.side_label_file is not None:
         write_text_atomic(partial / plan.side_label_file, json.dumps(side_labels, indent=1) + "\n")
 
@@ -556,6 +582,23 @@ def _finish(
     os.rename(partial, out_dir)
     (out_dir / JOURNAL_NAME).unlink(missing_ok=True)
     return manifest
+
+
+def _groups(plan: TaskPlan, clips: Sequence[Clip]) -> dict[str, dict[str, str]] | None:
+    """``{split: {file: group}}`` of the task splits, or None when the converter sets none."""
+    task_clips = [clip for clip in clips if clip.split in plan.metadata["splits"]]
+    ungrouped = [clip for clip in task_clips if clip.group is None]
+    if len(ungrouped) == len(task_clips):
+        return None
+    if ungrouped:
+        raise RuntimeError(
+            f"{plan.dataset}: converter set a group for some clips but not for "
+            f"{ungrouped[0].split}/{ungrouped[0].name}"
+        )
+    groups: dict[str, dict[str, str]] = {}
+    for clip in task_clips:
+        groups.setdefault(clip.split, {})[clip.name] = str(clip.group)
+    return groups
 
 
 def _remove_unplanned_audio(partial: Path, clips: Iterable[Clip]) -> None:
@@ -628,6 +671,7 @@ def _manifest(
         "notes": plan.notes,
         "warnings": warnings,
         "skipped": bad.skipped,
+        **plan.manifest_extra,
         "clips": entries,
     }
 

@@ -3,7 +3,9 @@
 Raw layout (the GitHub archive ``ESC-50-master``): ``audio/*.wav`` (44.1 kHz mono) and
 ``meta/esc50.csv`` with columns filename, fold (1-5), target (0-49), category, esc10, src_file,
 take. As in HEAR's ``esc50-v2.0.0``: label = category, fold k becomes split ``fold{k-1:02d}``
-(``presplit_kfold``), clips cropped/padded to 5 s.
+(``presplit_kfold``), clips cropped/padded to 5 s. Several clips are cut from one Freesound
+recording (``src_file``); it is recorded as the clip's group, so that a validation slice never
+holds clips of a recording that also trains.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from ..taskfolder import task_metadata
 from .core import BadInputs, Clip, TaskPlan, find_root, fold_name, read_table
 
-VERSION = 1
+VERSION = 2  # 2: file_groups.json (src_file)
 N_FOLDS = 5
 CATEGORIES = (
     *("dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow"),
@@ -31,12 +33,15 @@ KNOWN_COUNTS = {"clips": 2000, "classes": 50, "folds": N_FOLDS}
 
 def plan(raw_dir: Path, variant: str | None, bad: BadInputs) -> TaskPlan:
     root = find_root(raw_dir, "meta/esc50.csv", ["ESC-50-master"])
-    rows = read_table(root / "meta" / "esc50.csv", ["filename", "fold", "category"])
+    rows = read_table(root / "meta" / "esc50.csv", ["filename", "fold", "category", "src_file"])
     clips = []
     for where, row in rows:
         fold = row["fold"].strip()
         if fold not in {str(k) for k in range(1, N_FOLDS + 1)}:
             bad.report(where, f"fold {fold!r} is not one of 1..{N_FOLDS}")
+            continue
+        if not row["src_file"].strip():
+            bad.report(where, "src_file is empty (the clip's source recording is needed)")
             continue
         if row["category"] not in CATEGORIES:
             bad.report(where, f"unknown label {row['category']!r} (not an ESC-50 category)")
@@ -47,6 +52,7 @@ def plan(raw_dir: Path, variant: str | None, bad: BadInputs) -> TaskPlan:
                 name=row["filename"],
                 source=root / "audio" / row["filename"],
                 labels=(row["category"],),
+                group=f"src_file:{row['src_file'].strip()}",
             )
         )
     metadata = task_metadata(

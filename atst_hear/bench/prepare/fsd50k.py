@@ -7,19 +7,23 @@ train | val) and ``eval.csv`` (fname, labels, mids); ``labels`` is a comma-separ
 
 Splits as in HEAR's ``fsd50k-v1.0``: dev ``train`` -> train, dev ``val`` -> valid, eval ->
 test; multilabel, variable length (``sample_duration`` null). Unlike HEAR, the 12 dev clips
-that last longer than 30 s are kept: they are part of the release.
+that last longer than 30 s are kept: they are part of the release. When the metadata archive
+is extracted too (``FSD50K.metadata/{dev,eval}_clips_info_FSD50K.json``), each clip's Freesound
+uploader is recorded as its group.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 from ..taskfolder import task_metadata
 from .core import BadInputs, Clip, TaskPlan, find_root, read_table
 
-VERSION = 1
+VERSION = 2  # 2: file_groups.json (uploader) when the metadata is there
 GROUND_TRUTH = "FSD50K.ground_truth"
+CLIP_INFO = {"dev.csv": "dev_clips_info_FSD50K.json", "eval.csv": "eval_clips_info_FSD50K.json"}
 DEV_SPLITS = {"train": "train", "val": "valid"}
 KNOWN_COUNTS = {"train clips": 36796, "valid clips": 4170, "test clips": 10231, "classes": 200}
 
@@ -27,6 +31,7 @@ KNOWN_COUNTS = {"train clips": 36796, "valid clips": 4170, "test clips": 10231, 
 def plan(raw_dir: Path, variant: str | None, bad: BadInputs) -> TaskPlan:
     root = find_root(raw_dir, f"{GROUND_TRUTH}/dev.csv", ["FSD50K"])
     vocabulary = _vocabulary(root / GROUND_TRUTH / "vocabulary.csv")
+    uploaders = _uploaders(root / "FSD50K.metadata")
     clips = []
     found = {"train clips": 0, "valid clips": 0, "test clips": 0, "classes": len(vocabulary)}
     tables = [
@@ -52,6 +57,7 @@ def plan(raw_dir: Path, variant: str | None, bad: BadInputs) -> TaskPlan:
                     name=f"{fname}.wav",
                     source=root / audio_dir / f"{fname}.wav",
                     labels=labels,
+                    group=None if uploaders is None else _uploader_group(uploaders, fname, where),
                 )
             )
     metadata = task_metadata(
@@ -73,6 +79,31 @@ def plan(raw_dir: Path, variant: str | None, bad: BadInputs) -> TaskPlan:
         found_counts=found,
         known_counts=KNOWN_COUNTS,
     )
+
+
+def _uploaders(folder: Path) -> dict[str, str] | None:
+    """``{fname: uploader}`` from the clip-info files, or None when they are not there."""
+    paths = [folder / name for name in CLIP_INFO.values()]
+    if not all(path.is_file() for path in paths):
+        return None
+    uploaders = {}
+    for path in paths:
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: not a readable JSON file ({err})") from err
+        if not isinstance(info, dict):
+            raise ValueError(f"{path}: expected a JSON object {{fname: {{..., 'uploader'}}}}")
+        for fname, entry in info.items():
+            if isinstance(entry, dict) and entry.get("uploader"):
+                uploaders[str(fname)] = str(entry["uploader"])
+    return uploaders
+
+
+def _uploader_group(uploaders: dict[str, str], fname: str, where: str) -> str:
+    if fname not in uploaders:
+        raise ValueError(f"{where}: clip {fname} has no uploader in FSD50K.metadata/")
+    return f"uploader:{uploaders[fname]}"
 
 
 def _vocabulary(path: Path) -> set[str]:

@@ -8,6 +8,8 @@ Variant ``folds``: 10 folds (``new_split_kfold``, as in HEAR's ``tfds_gtzan``), 
 the excerpts numbered 10k to 10k+9 of every genre. Consecutive excerpts often come from the
 same artist or album, so keeping them together limits (without removing) the artist overlap
 between folds. HEAR's own fold assignment (a hash of TFDS's file order) is not reproduced.
+Each block of ten excerpts of a genre is recorded as a group, so a validation slice drawn from
+the training folds keeps whole blocks too.
 
 Variant ``filtered``: the fault-filtered train / valid / test split (443 / 197 / 290 excerpts;
 Kereliuk, Sturm and Larsen 2015, meant to keep each artist in one split and to leave out
@@ -23,7 +25,7 @@ from pathlib import Path
 from ..taskfolder import task_metadata
 from .core import BadInputs, Clip, TaskPlan, find_root, fold_name
 
-VERSION = 1
+VERSION = 2  # 2: file_groups.json (blocks of ten excerpts, folds variant)
 GENRES = (
     *("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae"),
     "rock",
@@ -51,8 +53,9 @@ def plan(raw_dir: Path, variant: str | None, bad: BadInputs) -> TaskPlan:
                     path, f"excerpt number {number} is beyond the {CLIPS_PER_GENRE} per genre"
                 )
                 continue
-            split = fold_name(number * N_FOLDS // CLIPS_PER_GENRE)
-            clips.append(_clip(split, stem, path))
+            block = number * N_FOLDS // CLIPS_PER_GENRE
+            group = f"block:{stem.split('.')[0]}.{block}"
+            clips.append(_clip(fold_name(block), stem, path, group=group))
         splits, mode = [fold_name(k) for k in range(N_FOLDS)], "new_split_kfold"
     else:
         # the published split lists, kept in torchaudio as plain data; imported only here
@@ -111,5 +114,7 @@ def _genre_files(root: Path, bad: BadInputs) -> dict[str, Path]:
     return files
 
 
-def _clip(split: str, stem: str, path: Path) -> Clip:
-    return Clip(split=split, name=f"{stem}.wav", source=path, labels=(stem.split(".")[0],))
+def _clip(split: str, stem: str, path: Path, group: str | None = None) -> Clip:
+    return Clip(
+        split=split, name=f"{stem}.wav", source=path, labels=(stem.split(".")[0],), group=group
+    )

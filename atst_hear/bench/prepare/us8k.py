@@ -4,7 +4,8 @@ Raw layout: ``UrbanSound8K/audio/fold1..fold10/*.wav`` (sample rate, bit depth a
 count vary from file to file, as uploaded to Freesound) and ``metadata/UrbanSound8K.csv`` with
 columns slice_file_name, fsID, start, end, salience, fold, classID, class. Label = class; fold k
 becomes split ``fold{k-1:02d}`` (``presplit_kfold``, the folds are the dataset's own); clips
-are padded/cropped to 4 s.
+are padded/cropped to 4 s. The excerpts of one Freesound recording (``fsID``) share a group, so
+that a validation slice never holds excerpts of a recording that also trains.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from ..taskfolder import task_metadata
 from .core import BadInputs, Clip, TaskPlan, find_root, fold_name, read_table
 
-VERSION = 1
+VERSION = 2  # 2: file_groups.json (fsID)
 N_FOLDS = 10
 CLASSES = (  # index = classID
     "air_conditioner",
@@ -34,13 +35,17 @@ KNOWN_COUNTS = {"clips": 8732, "classes": 10, "folds": N_FOLDS}
 def plan(raw_dir: Path, variant: str | None, bad: BadInputs) -> TaskPlan:
     root = find_root(raw_dir, "metadata/UrbanSound8K.csv", ["UrbanSound8K"])
     rows = read_table(
-        root / "metadata" / "UrbanSound8K.csv", ["slice_file_name", "fold", "classID", "class"]
+        root / "metadata" / "UrbanSound8K.csv",
+        ["slice_file_name", "fsID", "fold", "classID", "class"],
     )
     clips = []
     for where, row in rows:
         fold, label = row["fold"].strip(), row["class"]
         if fold not in {str(k) for k in range(1, N_FOLDS + 1)}:
             bad.report(where, f"fold {fold!r} is not one of 1..{N_FOLDS}")
+            continue
+        if not row["fsID"].strip():
+            bad.report(where, "fsID is empty (the excerpt's source recording is needed)")
             continue
         if label not in CLASSES:
             bad.report(where, f"unknown label {label!r} (not an UrbanSound8K class)")
@@ -55,6 +60,7 @@ def plan(raw_dir: Path, variant: str | None, bad: BadInputs) -> TaskPlan:
                 name=name,
                 source=root / "audio" / f"fold{fold}" / name,
                 labels=(label,),
+                group=f"fsID:{row['fsID'].strip()}",
             )
         )
     metadata = task_metadata(

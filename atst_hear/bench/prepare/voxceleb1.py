@@ -3,7 +3,8 @@
 Raw layout: ``wav/idNNNNN/<video>/<NNNNN>.wav`` (the dev and test archives extracted into the
 same ``wav/`` folder) and ``iden_split.txt``, whose lines are ``1|2|3 idNNNNN/<video>/<n>.wav``
 (1 = train, 2 = valid, 3 = test). Label = speaker id; variable length (``sample_duration``
-null). VoxCeleb1 is not a HEAR task; the folder follows hear-contract.md §4.
+null). VoxCeleb1 is not a HEAR task; the folder follows hear-contract.md §4. Utterances cut
+from one YouTube video share a group (``speaker/video``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from ..taskfolder import task_metadata
 from .core import BadInputs, Clip, TaskPlan, find_root, read_lines
 
-VERSION = 1
+VERSION = 2  # 2: file_groups.json (YouTube video)
 SPLIT_CODES = {"1": "train", "2": "valid", "3": "test"}
 SPEAKER = re.compile(r"id\d{5}")
 KNOWN_COUNTS = {"train clips": 138361, "valid clips": 6904, "test clips": 8251, "speakers": 1251}
@@ -43,6 +44,7 @@ def plan(raw_dir: Path, variant: str | None, bad: BadInputs) -> TaskPlan:
                 name="_".join(parts),
                 source=root / "wav" / Path(*parts),
                 labels=(speaker,),
+                group=f"video:{parts[0]}/{parts[1]}",
             )
         )
     found["speakers"] = len(speakers)

@@ -2,6 +2,7 @@
 
 ======================  ============================================================
 ``paper-linear``        the ATST paper's linear evaluation (frozen, BN + Linear, SGD)
+``evar-linear``         EVAR's linear evaluation (frozen, standardised, Linear, Adam)
 ``hear-mlp``            hear-eval-kit's MLP grid and scoring (HEAR leaderboard)
 ``knn``                 cosine k-NN on standardised embeddings (nothing trained)
 ``sed``                 the paper's DCASE frame head; PSDS with psds_eval and sed_scores_eval
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 from .base import Protocol
+from .evar_linear import EvarLinear
 from .finetune import Finetune
 from .hear_mlp import HearMLP
 from .knn import KNN
@@ -19,7 +21,7 @@ from .paper_linear import PaperLinear
 from .sed import SED
 
 PROTOCOLS: dict[str, Protocol] = {
-    p.name: p for p in (PaperLinear(), HearMLP(), KNN(), SED(), Finetune())
+    p.name: p for p in (PaperLinear(), EvarLinear(), HearMLP(), KNN(), SED(), Finetune())
 }
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..cache import EmbeddingCache, ModelSpec
+from ..metrics import MAP_ALL_CLASSES
 from ..taskfolder import TaskFolder
 
 
@@ -84,6 +85,15 @@ class Protocol:
     defaults: dict[str, Any] = {}
     embedding_kind: str | None = None  # "scene" | "timestamp" | "task" (by task) | None (raw audio)
     seeded: bool = True  # False: results do not depend on the seed, one seed is enough
+    # how mAP treats classes without positives in the evaluated split (metrics.MAP_CONVENTIONS);
+    # recorded in every result's recipe
+    map_convention: str = MAP_ALL_CLASSES
+    # how the recipe departs from the published one it reproduces (shown in the report; a unit
+    # adds its task-specific ones as ``details["deviations"]``), and the parameters whose
+    # defaults are the published values: a suite that sets them otherwise is reported as
+    # deviating
+    deviations: tuple[str, ...] = ()
+    published_params: tuple[str, ...] = ()
 
     def supports(self, task: TaskFolder) -> str | None:
         """None if the protocol can run on the task, else the reason it cannot."""
@@ -93,6 +103,13 @@ class Protocol:
         if self.embedding_kind == "task":
             return "timestamp" if task.is_event else "scene"
         return self.embedding_kind
+
+    def embedding_models(
+        self, model: ModelSpec, task: TaskFolder, params: Mapping[str, Any]
+    ) -> list[ModelSpec]:
+        """The model specs (crops) whose embeddings a unit reads: the runner computes them before
+        the units run, one model on the device at a time."""
+        return [model]
 
     def fold_units(self, task: TaskFolder, params: Mapping[str, Any]) -> list[str]:
         """Test folds run as separate units (default: one per test split)."""

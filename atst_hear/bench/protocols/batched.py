@@ -31,7 +31,7 @@ BN_MOMENTUM = 0.1
 # multiply the shared input in one matmul without copying weights
 HEAD_AXIS = {"w0": 1}
 BN_EPS = 1e-5
-INITIALIZATIONS = ("xavier_uniform", "xavier_normal", "normal_0.01")
+INITIALIZATIONS = ("xavier_uniform", "xavier_normal", "normal_0.01", "torch_default")
 
 
 def seeded_generator(*parts: object) -> torch.Generator:
@@ -48,10 +48,14 @@ def init_linear(
     """``(weight [out, in], bias [out])`` as ``torch.nn.Linear`` lays them out.
 
     Xavier heads keep ``nn.Linear``'s default bias (uniform in +-1/sqrt(in)); the paper's head is
-    N(0, 0.01) weights and zero bias.
+    N(0, 0.01) weights and zero bias; ``torch_default`` is ``nn.Linear``'s own initialisation
+    (weights and bias uniform in +-1/sqrt(in), i.e. Kaiming-uniform with a = sqrt(5)).
     """
     weight = torch.empty(out_dim, in_dim)
-    if initialization == "xavier_uniform":
+    bound = 1.0 / math.sqrt(in_dim)
+    if initialization == "torch_default":
+        weight.uniform_(-bound, bound, generator=generator)
+    elif initialization == "xavier_uniform":
         torch.nn.init.xavier_uniform_(weight, gain=gain, generator=generator)
     elif initialization == "xavier_normal":
         torch.nn.init.xavier_normal_(weight, gain=gain, generator=generator)
@@ -60,7 +64,6 @@ def init_linear(
         return weight, torch.zeros(out_dim)
     else:
         raise ValueError(f"unknown initialization {initialization!r}; known: {INITIALIZATIONS}")
-    bound = 1.0 / math.sqrt(in_dim)
     bias = torch.empty(out_dim).uniform_(-bound, bound, generator=generator)
     return weight, bias
 
@@ -225,7 +228,8 @@ class BatchedHeads:
 class BatchedOptimizer:
     """Adam or SGD with momentum over head-stacked tensors, one learning rate per head.
 
-    Updates follow ``torch.optim.Adam`` / ``torch.optim.SGD`` (no weight decay); each tensor's
+    Updates follow ``torch.optim.Adam`` / ``torch.optim.SGD`` (``weight_decay`` as theirs: L2
+    added to the gradient); each tensor's
     head axis comes from ``head_axes``. A head's rate can be rescaled every epoch (cosine
     schedules) through ``lr_scale``. Updates work in place in per-tensor scratch buffers: the
     grid's tensors are large and temporaries would dominate the step time.
@@ -239,12 +243,14 @@ class BatchedOptimizer:
         momentum: float = 0.9,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        weight_decay: float = 0.0,
     ):
         if kind not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {kind!r}")
         if len(lrs) != heads.n_heads:
             raise ValueError(f"{heads.n_heads} heads need {heads.n_heads} learning rates")
         self.kind, self.momentum, self.betas, self.eps = kind, momentum, betas, eps
+        self.weight_decay = float(weight_decay)
         self.heads = heads
         self.params = heads.parameters()
         self.head_axes = heads.head_axes()
@@ -272,6 +278,8 @@ class BatchedOptimizer:
             if p.grad is None:
                 continue
             grad = p.grad
+            if self.weight_decay:
+                grad = grad.add(p, alpha=self.weight_decay)
             if self.kind == "sgd":
                 if "momentum" not in state:
                     state["momentum"] = grad.clone()
@@ -322,7 +330,9 @@ class HeadRun:
     """One head's training: its best validation check so far and its early-stopping state.
 
     Checkpoint selection and early stopping follow Lightning's ``ModelCheckpoint`` and
-    ``EarlyStopping`` (strict improvement, ``patience`` counted in checks, stop on NaN).
+    ``EarlyStopping`` (strict improvement, ``patience`` counted in checks, stop on NaN);
+    ``ties_improve`` counts an equal value as an improvement (EVAR's ``EarlyStopping``), so the
+    later of two equal checks is kept.
     """
 
     index: int
@@ -337,6 +347,7 @@ class HeadRun:
     wait: int = 0
     stopped: bool = False
     time_in_min: float = 0.0
+    ties_improve: bool = False
 
     def record(self, value: float, epoch: int, extra: Any, heads: BatchedHeads, slot: int) -> None:
         if np.isnan(value):
@@ -344,9 +355,12 @@ class HeadRun:
             # check is NaN still keeps that checkpoint); EarlyStopping stops on it
             value = -math.inf if self.maximize else math.inf
             self.stopped = True
-        improved = self.best_value is None or (
-            value > self.best_value if self.maximize else value < self.best_value
-        )
+        if self.best_value is None:
+            improved = True
+        elif self.ties_improve:
+            improved = value >= self.best_value if self.maximize else value <= self.best_value
+        else:
+            improved = value > self.best_value if self.maximize else value < self.best_value
         if improved:
             self.best_value, self.best_epoch, self.best_extra = value, epoch, extra
             self.snapshot = heads.snapshot(slot)
@@ -375,12 +389,14 @@ def fit_heads(
     lr_scale: Callable[[int], float] | None = None,
     progress: bool = True,
     description: str = "heads",
+    loss_scale: float = 1.0,
 ) -> None:
     """Train ``heads`` (one per run) with per-head validation, selection and early stopping.
 
     ``evaluate(probabilities [N, C], logits [N, C])`` returns the validation value of one head
     and anything to keep with its best check. Rows are visited in their given order every epoch
-    unless ``shuffle`` draws a fresh permutation; ``lr_scale(epoch)`` rescales every rate.
+    unless ``shuffle`` draws a fresh permutation; ``lr_scale(epoch)`` rescales every rate;
+    ``loss_scale`` multiplies every head's loss.
     """
     active = list(runs)
     started = time.time()
@@ -401,7 +417,7 @@ def fit_heads(
                 else order[start : start + batch_size]
             )
             logits = heads.forward(x_train[rows], train=True)
-            loss = head_losses(logits, y_train[rows], multilabel).sum()
+            loss = head_losses(logits, y_train[rows], multilabel).sum() * loss_scale
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

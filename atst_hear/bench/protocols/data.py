@@ -6,7 +6,10 @@ Two ways to find a validation set, both keeping the test split out of model sele
   validates on fold i+1 and trains on the other k-2 folds.
 * :func:`holdout_rotation` trains on everything but the test split (all other folds for k-fold
   tasks, as the ATST paper does) and, when no validation split exists, validates on a fixed,
-  seeded slice of the training files; the result records ``valid_source = "train-slice"``.
+  seeded slice of the training data. When the task records groups (``file_groups.json``: the
+  source recording, speaker or uploader of each clip) the slice takes whole groups and the
+  result records ``valid_source = "train-slice-by-group"``; otherwise it takes single files and
+  records ``"train-slice"`` (clips of one recording may then sit on both sides).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from ..cache import EmbeddingCache, ModelSpec, SplitEmbeddings
 from ..metrics import EventDict, FrameScores
 from ..taskfolder import Event, TaskFolder
 
+VALID_SLICE_BY_GROUP = "train-slice-by-group"
+VALID_SLICE_BY_FILE = "train-slice"
 # hear-eval-kit labels a frame with every event whose [start, end + 0.1 us) contains its timestamp
 _EVENT_END_TOLERANCE_MS = 0.0001
 
@@ -46,7 +51,9 @@ class Fold:
     train: FileSelection
     valid: FileSelection
     test: FileSelection
-    valid_source: str  # "valid" (the task's split), "next-fold" (hear rotation), "train-slice"
+    # "valid" (the task's split), "next-fold" (hear rotation), "train-slice-by-group" or
+    # "train-slice" (a seeded slice of the training data, by group or, lacking groups, by file)
+    valid_source: str
 
 
 def hear_rotation(task: TaskFolder) -> list[Fold]:
@@ -83,6 +90,8 @@ def hear_rotation(task: TaskFolder) -> list[Fold]:
 
 
 def holdout_rotation(task: TaskFolder, valid_fraction: float, valid_seed: int) -> list[Fold]:
+    if not 0 < valid_fraction < 1:
+        raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
     if task.is_kfold:
         folds = sorted(task.splits)
         pairs = [(f, tuple(o for o in folds if o != f)) for f in folds]
@@ -92,28 +101,64 @@ def holdout_rotation(task: TaskFolder, valid_fraction: float, valid_seed: int) -
         pairs = [("test", ("train",))]
     rotation = []
     for test, train_splits in pairs:
-        files = sorted(f for s in train_splits for f in task.split_labels(s))
-        if not 0 < valid_fraction < 1:
-            raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
-        n_valid = max(1, round(valid_fraction * len(files)))
-        if n_valid >= len(files):
-            raise ValueError(
-                f"{task.path}: {len(files)} training files are too few to hold out a "
-                "validation slice"
-            )
-        random.Random(valid_seed).shuffle(files)
-        valid = frozenset(files[:n_valid])
-        train = frozenset(files[n_valid:])
+        if task.has_groups:
+            valid, train = _group_slice(task, train_splits, valid_fraction, valid_seed)
+            source = VALID_SLICE_BY_GROUP
+        else:
+            valid, train = _file_slice(task, train_splits, valid_fraction, valid_seed)
+            source = VALID_SLICE_BY_FILE
         rotation.append(
             Fold(
                 test,
                 FileSelection(train_splits, train),
                 FileSelection(train_splits, valid),
                 FileSelection((test,)),
-                "train-slice",
+                source,
             )
         )
     return rotation
+
+
+def _file_slice(
+    task: TaskFolder, splits: Sequence[str], fraction: float, seed: int
+) -> tuple[frozenset[str], frozenset[str]]:
+    """``(valid, train)``: a seeded ``fraction`` of the files (the task records no groups)."""
+    files = sorted(f for s in splits for f in task.split_labels(s))
+    n_valid = max(1, round(fraction * len(files)))
+    if n_valid >= len(files):
+        raise ValueError(
+            f"{task.path}: {len(files)} training files are too few to hold out a validation slice"
+        )
+    random.Random(seed).shuffle(files)
+    return frozenset(files[:n_valid]), frozenset(files[n_valid:])
+
+
+def _group_slice(
+    task: TaskFolder, splits: Sequence[str], fraction: float, seed: int
+) -> tuple[frozenset[str], frozenset[str]]:
+    """``(valid, train)``: whole groups, drawn in seeded order until they hold ``fraction`` of
+    the files, so that no recording (speaker, uploader) is in both."""
+    members: dict[str, list[str]] = {}
+    for split in splits:
+        for name, group in task.groups(split).items():
+            members.setdefault(group, []).append(name)
+    order = sorted(members)
+    if len(order) < 2:
+        raise ValueError(
+            f"{task.path}: the training splits {list(splits)} hold {len(order)} group(s) "
+            "(file_groups.json); a validation slice needs at least 2"
+        )
+    random.Random(seed).shuffle(order)
+    n_files = sum(len(files) for files in members.values())
+    target = max(1, round(fraction * n_files))
+    valid: list[str] = []
+    taken = 0
+    # the last group always stays in train
+    while taken < len(order) - 1 and len(valid) < target:
+        valid += members[order[taken]]
+        taken += 1
+    train = [name for group in order[taken:] for name in members[group]]
+    return frozenset(valid), frozenset(train)
 
 
 def select_folds(folds: list[Fold], names: Sequence[str] | None) -> list[Fold]:

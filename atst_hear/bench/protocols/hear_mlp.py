@@ -318,6 +318,7 @@ class HearMLP(Protocol):
         "grid_points": 8,
         "grid_overrides": {},  # e.g. {"max_epochs": [30]} for quick runs
     }
+    published_params = ("grid", "grid_points", "grid_overrides")
 
     def fold_units(self, task, params) -> list[str]:
         # the grid is searched on the first split and reused by the others: one unit

@@ -44,6 +44,7 @@ class KNN(Protocol):
     embedding_kind = "scene"
     seeded = False
     defaults = {"k": 10}
+    deviations = ("knn: atst-hear's own sanity check; no published recipe to compare with",)
 
     def supports(self, task) -> str | None:
         return "k-NN runs on scene tasks only" if task.is_event else None

@@ -1,13 +1,16 @@
 """``paper-linear``: the ATST paper's linear evaluation on frozen scene embeddings.
 
-Recipe (``atst-reference.md`` §6.2): ``BatchNorm1d(affine=False)`` + ``Linear`` (N(0, 0.01)
+Recipe (audiossl ``atst/downstream/train_freeze.py``): ``BatchNorm1d(affine=False)`` + ``Linear`` (N(0, 0.01)
 weights, zero bias), cross-entropy or BCE, SGD with momentum 0.9 and no weight decay, cosine
 schedule over ``epochs`` (100) stepped per epoch, batch 1024, a learning-rate grid whose values
 are the official shell values scaled by ``batch_size / 256`` as the official code does. The
 checkpoint with the best validation score over epochs and the grid is tested.
 
-The embeddings (the last 12 blocks concatenated in the paper) are the model's business: set
-``n_blocks: 12`` in the suite's ``embedding_options`` for this protocol. The whole learning-rate
+Every clip is embedded from its centre ``crop_seconds`` (12 s, unpadded, for training,
+validation and test alike), as the official ``FreezingTransform`` (``CentralCrop(sr * 12,
+pad=False)``) does; ``crop_seconds: null`` embeds whole clips. The crop is part of the embedding
+cache key. The embeddings (the last 12 blocks concatenated in the paper) are the model's
+business: set ``n_blocks: 12`` in the suite's ``embedding_options`` for this protocol. The whole learning-rate
 grid trains as one batch of heads; k-fold tasks train on all other folds (as the paper does) and
 validate on a seeded slice of them, never on the test fold.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..metrics import compute_scores, score_spec
+from ..metrics import MAP_PRESENT_CLASSES, clip_score, compute_scores, score_spec
 from .base import FoldResult, Protocol, UnitContext, as_tensor
 from .batched import (
     BatchedHeads,
@@ -33,7 +36,13 @@ from .data import holdout_rotation, load_scene, select_folds
 
 class PaperLinear(Protocol):
     name = "paper-linear"
-    version = 1
+    version = 2  # 2: mAP over present classes; validation slices by group
+    map_convention = MAP_PRESENT_CLASSES
+    published_params = ("epochs", "batch_size", "lr_reference_batch", "momentum")
+    deviations = (
+        "paper-linear: model selection on a validation split or a slice of the training data; "
+        "the official code validates on the test fold for US8K and on the eval set for AudioSet",
+    )
     description = "ATST paper linear evaluation: frozen encoder, BN(affine=False) + Linear, SGD"
     embedding_kind = "scene"
     defaults: dict[str, Any] = {
@@ -42,9 +51,13 @@ class PaperLinear(Protocol):
         "batch_size": 1024,
         "lr_reference_batch": 256,
         "momentum": 0.9,
+        "crop_seconds": 12.0,
         "valid_fraction": 0.1,
         "valid_seed": 0,
     }
+
+    def embedding_models(self, model, task, params) -> list:
+        return [model.with_centre_crop(params["crop_seconds"])]
 
     def supports(self, task) -> str | None:
         return "event tasks need frame-level heads (use sed or hear-mlp)" if task.is_event else None
@@ -54,8 +67,9 @@ class PaperLinear(Protocol):
         (fold,) = select_folds(
             holdout_rotation(task, params["valid_fraction"], params["valid_seed"]), [ctx.fold]
         )
+        (model,) = self.embedding_models(ctx.model, task, params)
         train, valid, test = (
-            load_scene(ctx.cache, ctx.model, task, s) for s in (fold.train, fold.valid, fold.test)
+            load_scene(ctx.cache, model, task, s) for s in (fold.train, fold.valid, fold.test)
         )
         primary = task.primary_score
         spec = score_spec(primary)
@@ -80,7 +94,10 @@ class PaperLinear(Protocol):
             as_tensor(train.y, ctx.device),
             as_tensor(valid.x, ctx.device),
             task.is_multilabel,
-            lambda probs, logits: (float(spec.compute(probs, valid.y)), None),
+            lambda probs, logits: (
+                float(clip_score(primary, probs, valid.y, self.map_convention)),
+                None,
+            ),
             batch_size=int(params["batch_size"]),
             shuffle=seeded_generator("paper-linear-order", ctx.seed, fold.name),
             lr_scale=cosine_scale(epochs),
@@ -94,7 +111,9 @@ class PaperLinear(Protocol):
         return [
             FoldResult(
                 fold=fold.name,
-                scores=compute_scores(task.evaluation, probs, test.y),
+                scores=compute_scores(
+                    task.evaluation, probs, test.y, map_convention=self.map_convention
+                ),
                 primary=primary,
                 valid_source=fold.valid_source,
                 details={
@@ -103,6 +122,7 @@ class PaperLinear(Protocol):
                     "best_epoch": best.best_epoch,
                     "validation_score": best.best_value,
                     "validation_by_lr": {str(r.conf["lr"]): r.best_value for r in runs},
+                    "crop_seconds": params["crop_seconds"],
                     "n_train": len(train.files),
                     "n_valid": len(valid.files),
                     "n_test": len(test.files),

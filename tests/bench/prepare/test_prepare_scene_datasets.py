@@ -159,3 +159,49 @@ def test_gtzan_filtered_uses_the_published_split(tmp_path):
         assert task.split_labels(split) == {f"{stem}.wav": [stem.split(".")[0]]}
     assert "1 excerpts outside the fault-filtered split left out" in manifest["notes"]
     assert any("excerpts in the filtered split: found 3" in w for w in manifest["warnings"])
+
+
+# --- groups: the recording, video or uploader each clip comes from --------------------------
+def test_converters_record_the_group_of_every_clip(
+    esc50_raw, us8k_raw, voxceleb1_raw, gtzan_raw, tmp_path
+):
+    run("esc50", esc50_raw, tmp_path / "esc50")
+    esc50 = TaskFolder.open(tmp_path / "esc50")
+    assert esc50.groups("fold02") == {
+        "3-1030-A-0.wav": "src_file:1030",
+        "3-1031-A-10.wav": "src_file:1031",
+    }
+    run("us8k", us8k_raw, tmp_path / "us8k")
+    us8k = TaskFolder.open(tmp_path / "us8k")
+    for row, (fold, *_) in enumerate(US8K_ROWS):
+        assert us8k.groups(f"fold{fold - 1:02d}")[us8k_name(row)] == f"fsID:{100000 + fold}"
+    run("voxceleb1", voxceleb1_raw, tmp_path / "voxceleb1")
+    voxceleb1 = TaskFolder.open(tmp_path / "voxceleb1")
+    # utterances 00003 (valid) and 00004 (test) come from one video
+    assert voxceleb1.groups("valid")["id10001_Y8hIVOBuels_00003.wav"] == "video:id10001/Y8hIVOBuels"
+    assert voxceleb1.groups("test")["id10001_Y8hIVOBuels_00004.wav"] == "video:id10001/Y8hIVOBuels"
+    run("gtzan", gtzan_raw, tmp_path / "gtzan")
+    gtzan = TaskFolder.open(tmp_path / "gtzan")
+    for stem in GTZAN_FOLD_STEMS:
+        block = int(stem.split(".")[1]) // 10
+        assert (
+            gtzan.groups(f"fold{block:02d}")[f"{stem}.wav"] == f"block:{stem.split('.')[0]}.{block}"
+        )
+    for task in (esc50, us8k, voxceleb1, gtzan):
+        assert_valid(task.path)
+
+
+def test_fsd50k_groups_by_uploader_only_when_the_metadata_is_there(fsd50k_raw, tmp_path):
+    run("fsd50k", fsd50k_raw, tmp_path / "plain")
+    assert not TaskFolder.open(tmp_path / "plain").has_groups
+    info = fsd50k_raw / "FSD50K.metadata"
+    info.mkdir()
+    dev = {str(fname): {"uploader": f"user{n % 2}"} for n, (fname, _, _) in enumerate(FSD50K_DEV)}
+    (info / "dev_clips_info_FSD50K.json").write_text(json.dumps(dev))
+    evaluation = {str(fname): {"uploader": "user9"} for fname, _ in FSD50K_EVAL}
+    (info / "eval_clips_info_FSD50K.json").write_text(json.dumps(evaluation))
+    run("fsd50k", fsd50k_raw, tmp_path / "grouped")
+    task = TaskFolder.open(tmp_path / "grouped")
+    assert task.groups("train") == {"64760.wav": "uploader:user0", "16399.wav": "uploader:user1"}
+    assert set(task.groups("test").values()) == {"uploader:user9"}
+    assert_valid(task.path)

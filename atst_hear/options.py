@@ -1,0 +1,54 @@
+"""Strict checks for user-given options (HEAR ``load_model`` options, suite YAML, JSON).
+
+Options arrive from JSON (``--model-options``), YAML and Python alike, so a value may be a string
+where a bool or an integer was meant. Nothing here converts: ``"false"`` is truthy and ``2.7``
+truncates silently, so every check accepts only the intended type and names the option, the
+value and what was expected otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+
+class OptionError(TypeError, ValueError):
+    """An option of the wrong type or value; a ``ValueError`` too, so CLIs report it plainly."""
+
+
+def _describe(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def require_bool(value: Any, name: str) -> bool:
+    """``value`` if it is a real ``bool``: a string such as ``"false"`` must never switch a
+    safety check off."""
+    if not isinstance(value, bool):
+        raise OptionError(f"{name} must be True or False (a bool), got {_describe(value)}")
+    return value
+
+
+def require_int(value: Any, name: str, minimum: int | None = None) -> int:
+    """``value`` as an ``int`` if it is an integer (not a bool, a float or a string)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise OptionError(f"{name} must be an integer, got {_describe(value)}")
+    if minimum is not None and value < minimum:
+        raise OptionError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def require_positive(value: Any, name: str) -> float:
+    """``value`` as a ``float`` if it is a finite positive real number (not a bool or string)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise OptionError(f"{name} must be a positive number, got {_describe(value)}")
+    if not math.isfinite(value) or value <= 0:
+        raise OptionError(f"{name} must be a finite positive number, got {value!r}")
+    return float(value)
+
+
+def require_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise OptionError(f"{name} must be one of {tuple(choices)}, got {_describe(value)}")
+    return value
