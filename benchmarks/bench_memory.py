@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -100,6 +101,8 @@ def main() -> None:
         "atst_hear": __version__,
         "torch": torch.__version__,
         "machine": platform.platform(),
+        # the 2 cores are shared: a load above 2 slows every figure here
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "threads": args.threads,
         "runs": runs,
         "growth_mb": round(growth, 1),

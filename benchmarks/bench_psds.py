@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -126,6 +127,8 @@ def main() -> None:
         "benchmark": "PSDS on noisy frame scores (10 classes, 10-s clips, 40-ms frames)",
         "atst_hear": __version__,
         "machine": platform.platform(),
+        # the 2 cores are shared: a load above 2 slows every figure here
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "memory_limit_gb": MEMORY_LIMIT_BYTES / 1024**3,
         "time_goal_s": TIME_GOAL_S,
         "runs": runs,

@@ -146,6 +146,22 @@ def test_wheel_installs_and_runs_outside_the_checkout(wheel, tmp_path):
     run("embed", "--model", "frame", "--random-init", "tiny", "--out", "out", "clip.wav")
     assert np.load(work / "out" / "clip.npy").shape == (4 * 192,)
     assert "--arch" in run("pretrain", "--arch", "base", "--help")
+    # a shipped suite end to end, [bench] dependencies from this environment
+    run("demo-tasks", "tasks", "--scale", "0.1", "--tasks", "demo_words")
+    common = ["--suite", "demo", "--tasks-dir", "tasks", "--out", "run", "--quiet"]
+    run(
+        "bench",
+        *common,
+        "--models",
+        "logmel",
+        "--tasks",
+        "demo_words",
+        "--protocols",
+        "knn",
+        "--set",
+        "seeds=[0]",
+    )
+    assert (work / "run" / "leaderboard.md").is_file() and (work / "run" / "summary.json").is_file()
     check = (
         "from atst_hear.bench.suite import load_suite; from atst_hear.pretrain.recipes import "
         "load_recipe; s = load_suite('paper'); print(bool(s.references) and all(p.is_file() "

@@ -35,6 +35,7 @@ generator it may touch, and runs on global rank 0 while the other ranks wait at 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import io
@@ -42,7 +43,7 @@ import logging
 import math
 import random
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -356,19 +357,16 @@ def _summary(rows: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(f"{_metric_name(row)[6:]}={row['value']:.3f}" for row in rows)
 
 
-class _preserved_random_state:
+@contextlib.contextmanager
+def _preserved_random_state() -> Iterator[None]:
     """Restores Python's, NumPy's and torch's (CPU and CUDA) global generators on exit."""
-
-    def __enter__(self) -> None:
-        self._python = random.getstate()
-        self._numpy = np.random.get_state()
-        self._fork = torch.random.fork_rng(devices=range(torch.cuda.device_count()))
-        self._fork.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        self._fork.__exit__(*exc)
-        np.random.set_state(self._numpy)
-        random.setstate(self._python)
+    python, numpy = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+            yield
+    finally:
+        np.random.set_state(numpy)
+        random.setstate(python)
 
 
 __all__ = [

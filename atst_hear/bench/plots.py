@@ -148,13 +148,12 @@ def plot_task_bars(
             handles.append(
                 ax.axhline(level * scale, color="0.35", ls="--", lw=1, zorder=1, label="chance")
             )
-        # a sweep variant "model@n_blocks=4" reads better on two lines
-        labels = [str(m).replace("@", "\n", 1) for m in rows["model"]]
+        labels, title = _bar_labels(rows, str(task))
         ax.set_xticks(xs, labels, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel(f"{metric} ({'%' if percent else 'fraction'})")
         if metric != "d_prime" and all(v <= scale for v in means):
             ax.set_ylim(0, scale * 1.05)
-        ax.set_title(task)
+        ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.3, zorder=0)
         ax.legend(
             handles=handles,
@@ -169,6 +168,16 @@ def plot_task_bars(
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def _bar_labels(rows: pd.DataFrame, task: str) -> tuple[list[str], str]:
+    """Tick labels and title: when every bar is a variant of one swept model, the ticks name
+    the swept value ("n_blocks=4") and the title names the model."""
+    bases = {v for v in rows["variant_of"] if isinstance(v, str) and v}
+    models = [str(m) for m in rows["model"]]
+    if len(bases) == 1 and all("@" in m for m in models):
+        return [m.split("@", 1)[1] for m in models], f"{task} · {bases.pop()}"
+    return models, task
 
 
 def plot_layer_curves(summary: pd.DataFrame, plot_dir: Path) -> list[Path]:

@@ -94,6 +94,8 @@ def parameter_groups(module: nn.Module) -> list[dict[str, Any]]:
 
 
 class PretrainModule(L.LightningModule):
+    flops_per_batch = None  # read by Lightning's ThroughputMonitor: steps/s, FLOPs not counted
+
     def __init__(self, recipe: PretrainRecipe) -> None:
         super().__init__()
         self.recipe = recipe
@@ -128,13 +130,15 @@ class PretrainModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         recipe = self.recipe
-        # learning rate and weight decay are set every step (on_train_batch_start)
+        # learning rate and weight decay are set every step (on_train_batch_start); the fused
+        # kernel is the same AdamW, ~20x faster than the per-tensor loop on CPU (bench_pretrain.py)
         return torch.optim.AdamW(
             parameter_groups(self.model.student),
             lr=0.0,
             betas=tuple(recipe.adam_betas),
             eps=recipe.adam_eps,
             weight_decay=0.0,
+            fused=True,
         )
 
     # --- one step ---------------------------------------------------------------------------
@@ -235,7 +239,8 @@ class PretrainModule(L.LightningModule):
         was_training = {module: module.training for module in model.modules()}
         model.eval()
         try:
-            mel = self.views.log_mel(wave)
+            # the weights' dtype: under bf16-true precision the encoder does not take float32
+            mel = self.views.log_mel(wave).to(model.student.encoder.pos_embed.dtype)
             patch_width = model.student.encoder.config.patch_width
             mask = span_mask(
                 len(wave),

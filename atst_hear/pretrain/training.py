@@ -24,7 +24,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ThroughputMonitor, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from ..fileio import write_text_atomic
@@ -91,6 +91,10 @@ def build_trainer(
         num_sanity_val_steps=0,
         **limits,
     )
+
+
+def clips_in_batch(batch: dict[str, Any]) -> int:
+    return len(batch["waves"][0])
 
 
 def latest_checkpoint(out_dir: Path) -> Path | None:
@@ -164,7 +168,8 @@ def run_pretraining(
     trainer = build_trainer(
         out_dir,
         hardware,
-        [*callbacks, saver],
+        # logs train/batches_per_sec (steps/s over the last 100 steps) and train/samples_per_sec
+        [*callbacks, saver, ThroughputMonitor(batch_size_fn=clips_in_batch)],
         recipe.log_every,
         progress,
         max_steps=stop,

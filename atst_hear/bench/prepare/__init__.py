@@ -3,7 +3,7 @@ out as its owners distribute it, into a HEAR task folder (see ``docs/datasets.md
 
 This module only names the converters; it is cheap to import because the CLI builds its help
 from it. A converter module (one per dataset) is imported when it runs, and all of them share
-the machinery in :mod:`.core`.
+the machinery in :mod:`.core` (the run) and the modules it uses.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ from .audioset_files import (
     metadata_file,
 )
 from .audioset_strong import strong_plan
-from .core import BadInputs, Clip, TaskPlan
+from .plan import BadInputs, Clip, TaskPlan
 
 SEGMENT_LISTS = {
     "balanced": "balanced_train_segments.csv",

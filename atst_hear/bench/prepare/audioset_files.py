@@ -12,7 +12,7 @@ from typing import Any
 
 import soundfile as sf
 
-from .core import BadInputs
+from .plan import BadInputs
 
 VERSION = 1
 CLIP_S = 10.0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..taskfolder import Event, task_metadata
 from .audioset_files import CLIP_S, VERSION, AudioIndex, Coverage, metadata_file
-from .core import BadInputs, Clip, TaskPlan
+from .plan import BadInputs, Clip, TaskPlan
 
 STRONG_LISTS = {"train": "audioset_train_strong.tsv", "eval": "audioset_eval_strong.tsv"}
 STRONG_COLUMNS = ["segment_id", "start_time_seconds", "end_time_seconds", "label"]

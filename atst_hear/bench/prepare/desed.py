@@ -11,7 +11,7 @@ RAW_DIR may also be a parent holding ``dataset/`` or ``dcase2021/dataset/``)::
 Strong tables have columns filename, onset, offset, event_label (seconds); ``weak.tsv`` has
 filename, event_labels (comma-separated).
 
-Splits follow the ATST paper's DCASE protocol (atst-reference.md §6.5): train = synthetic train,
+Splits follow the ATST paper's DCASE protocol (docs/datasets.md, DESED): train = synthetic train,
 valid = synthetic validation, test = the real validation set. Event times are written in
 milliseconds; events starting at or after 10 s are dropped and the others end at 10 s at the
 latest (hear-preprocess's trimming); files without target events are listed with ``[]`` (the
@@ -30,7 +30,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..taskfolder import Event, task_metadata
-from .core import BadInputs, Clip, TaskPlan, find_root, read_table
+from .plan import BadInputs, Clip, TaskPlan
+from .reading import find_root, read_table
 
 VERSION = 1
 CLASSES = (

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..taskfolder import task_metadata
-from .core import BadInputs, Clip, TaskPlan, find_root, fold_name, read_table
+from .plan import BadInputs, Clip, TaskPlan
+from .reading import find_root, fold_name, kfold_counts, kfold_metadata, read_table
 
 VERSION = 2  # 2: file_groups.json (src_file)
 N_FOLDS = 5
@@ -55,15 +55,7 @@ def plan(raw_dir: Path, variant: str | None, bad: BadInputs) -> TaskPlan:
                 group=f"src_file:{row['src_file'].strip()}",
             )
         )
-    metadata = task_metadata(
-        "esc50",
-        "scene",
-        "multiclass",
-        "presplit_kfold",
-        [fold_name(k) for k in range(N_FOLDS)],
-        5.0,
-        ["top1_acc", "mAP", "d_prime", "aucroc"],
-    )
+    metadata = kfold_metadata("esc50", N_FOLDS, 5.0)
     return TaskPlan(
         dataset="esc50",
         dataset_version="ESC-50 (karolpiczak/ESC-50 master archive)",
@@ -71,10 +63,6 @@ def plan(raw_dir: Path, variant: str | None, bad: BadInputs) -> TaskPlan:
         metadata=metadata,
         vocabulary=sorted(CATEGORIES),
         clips=clips,
-        found_counts={
-            "clips": len(rows),
-            "classes": len({clip.labels[0] for clip in clips}),
-            "folds": len({clip.split for clip in clips}),
-        },
+        found_counts=kfold_counts(len(rows), clips),
         known_counts=KNOWN_COUNTS,
     )

@@ -19,7 +19,8 @@ import json
 from pathlib import Path
 
 from ..taskfolder import task_metadata
-from .core import BadInputs, Clip, TaskPlan, find_root, read_table
+from .plan import BadInputs, Clip, TaskPlan
+from .reading import find_root, read_table
 
 VERSION = 2  # 2: file_groups.json (uploader) when the metadata is there
 GROUND_TRUTH = "FSD50K.ground_truth"

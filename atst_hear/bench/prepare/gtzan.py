@@ -23,7 +23,8 @@ import re
 from pathlib import Path
 
 from ..taskfolder import task_metadata
-from .core import BadInputs, Clip, TaskPlan, find_root, fold_name
+from .plan import BadInputs, Clip, TaskPlan
+from .reading import find_root, fold_name
 
 VERSION = 2  # 2: file_groups.json (blocks of ten excerpts, folds variant)
 GENRES = (

@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 
 from ..taskfolder import task_metadata
-from .core import BadInputs, Clip, TaskPlan, find_root
+from .plan import BadInputs, Clip, TaskPlan
+from .reading import find_root
 
 VERSION = 1
 SPLIT_DIRS = {"train": "nsynth-train", "valid": "nsynth-valid", "test": "nsynth-test"}

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from ...audio import AudioError, audio_info
 from ..taskfolder import task_metadata
-from .core import BadInputs, Clip, TaskPlan, find_root, read_lines
+from .plan import BadInputs, Clip, TaskPlan
+from .reading import find_root, read_lines
 
 VERSION = 1
 WORDS = (

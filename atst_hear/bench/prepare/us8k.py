@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..taskfolder import task_metadata
-from .core import BadInputs, Clip, TaskPlan, find_root, fold_name, read_table
+from .plan import BadInputs, Clip, TaskPlan
+from .reading import find_root, fold_name, kfold_counts, kfold_metadata, read_table
 
 VERSION = 2  # 2: file_groups.json (fsID)
 N_FOLDS = 10
@@ -63,15 +63,7 @@ def plan(raw_dir: Path, variant: str | None, bad: BadInputs) -> TaskPlan:
                 group=f"fsID:{row['fsID'].strip()}",
             )
         )
-    metadata = task_metadata(
-        "us8k",
-        "scene",
-        "multiclass",
-        "presplit_kfold",
-        [fold_name(k) for k in range(N_FOLDS)],
-        4.0,
-        ["top1_acc", "mAP", "d_prime", "aucroc"],
-    )
+    metadata = kfold_metadata("us8k", N_FOLDS, 4.0)
     return TaskPlan(
         dataset="us8k",
         dataset_version="UrbanSound8K 1.0",
@@ -79,10 +71,6 @@ def plan(raw_dir: Path, variant: str | None, bad: BadInputs) -> TaskPlan:
         metadata=metadata,
         vocabulary=list(CLASSES),  # already sorted
         clips=clips,
-        found_counts={
-            "clips": len(rows),
-            "classes": len({clip.labels[0] for clip in clips}),
-            "folds": len({clip.split for clip in clips}),
-        },
+        found_counts=kfold_counts(len(rows), clips),
         known_counts=KNOWN_COUNTS,
     )

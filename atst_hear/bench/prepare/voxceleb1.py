@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 
 from ..taskfolder import task_metadata
-from .core import BadInputs, Clip, TaskPlan, find_root, read_lines
+from .plan import BadInputs, Clip, TaskPlan
+from .reading import find_root, read_lines
 
 VERSION = 2  # 2: file_groups.json (YouTube video)
 SPLIT_CODES = {"1": "train", "2": "valid", "3": "test"}

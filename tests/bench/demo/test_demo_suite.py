@@ -12,10 +12,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from atst_hear.bench.demo.suite import MANIFEST_FILE, STAMP_KEY, generate_suite
 from atst_hear.bench.demo.tasks import EVENT_CLASSES, PITCHES, SOUNDS, TAGS, TASKS, WORDS
+from atst_hear.bench.prepare import convert as conversion
+from atst_hear.bench.prepare.plan import Clip, Synthesis
 from atst_hear.bench.taskfolder import TaskFolder, validate_task_folder
 from atst_hear.cli import main
 
@@ -165,6 +168,49 @@ def test_same_seed_gives_byte_identical_files_and_other_seed_differs(suite, tmp_
         other = checksums(tmp_path / "other" / name)
         wavs = [path for path in reference if path.endswith(".wav")]
         assert all(other.get(path) != reference[path] for path in wavs)
+
+
+def _watch_renders(monkeypatch, stop_after: int | None = None) -> list[str]:
+    """The names of the clips rendered from now on; with ``stop_after``, stop (as on Ctrl-C)
+    when clip number ``stop_after + 1`` is to be rendered."""
+    rendered: list[str] = []
+    convert = conversion.convert_clip
+
+    def watched(clip, target, duration_s):
+        if len(rendered) == stop_after:
+            raise KeyboardInterrupt
+        rendered.append(clip.name)
+        return convert(clip, target, duration_s)
+
+    monkeypatch.setattr(conversion, "convert_clip", watched)
+    return rendered
+
+
+def test_interrupted_generation_resumes_clip_by_clip_to_the_same_bytes(
+    suite, tmp_path, scale, monkeypatch
+):
+    first = _watch_renders(monkeypatch, stop_after=5)
+    with pytest.raises(KeyboardInterrupt):
+        generate_suite(tmp_path, scale=scale, tasks=["demo_sounds"], progress=False)
+    assert not (tmp_path / "demo_sounds").exists()
+    assert (tmp_path / ".demo_sounds.partial" / "progress.jsonl").is_file()
+
+    monkeypatch.undo()
+    second = _watch_renders(monkeypatch)
+    generate_suite(tmp_path, scale=scale, tasks=["demo_sounds"], progress=False)
+    expected = checksums(suite / "demo_sounds")
+    assert len(second) == sum(p.endswith(".wav") for p in expected) - 5
+    assert not set(first) & set(second)
+    assert checksums(tmp_path / "demo_sounds") == expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo_sounds", MANIFEST_FILE]
+
+
+@pytest.mark.parametrize("wave", [np.zeros(100), np.full(16000, np.nan)])
+def test_a_bad_synthetic_waveform_is_a_generator_error(tmp_path, wave):
+    clip = Clip("train", "0.wav", Synthesis(lambda rng: wave, np.random.SeedSequence(0)))
+    with pytest.raises(RuntimeError, match="train/0.wav: generator produced a bad waveform"):
+        conversion.convert_clip(clip, tmp_path / "0.wav", 1.0)
+    assert not (tmp_path / "0.wav").exists()
 
 
 def test_other_settings_replace_a_demo_folder_and_leftovers_are_cleared(tmp_path, scale):

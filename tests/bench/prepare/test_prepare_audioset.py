@@ -16,7 +16,7 @@ from prepare_replicas import assert_valid, run, wav_shape, write_text, write_ton
 from atst_hear.bench.prepare import audioset, commands
 from atst_hear.bench.prepare.audioset_files import youtube_ids
 from atst_hear.bench.prepare.audioset_strong import merge_overlaps
-from atst_hear.bench.prepare.core import BadInputError
+from atst_hear.bench.prepare.plan import BadInputError
 from atst_hear.bench.taskfolder import Event, TaskFolder
 from atst_hear.cli import main
 from atst_hear.pretrain.data import AudioStream, open_source

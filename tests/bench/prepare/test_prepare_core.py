@@ -7,8 +7,9 @@ import json
 import pytest
 from prepare_replicas import assert_valid, run, us8k_name
 
-from atst_hear.bench.prepare import core
-from atst_hear.bench.prepare.core import BadInputError, CountMismatchError, prepare
+from atst_hear.bench.prepare import convert as conversion
+from atst_hear.bench.prepare.core import prepare
+from atst_hear.bench.prepare.plan import BadInputError, CountMismatchError
 from atst_hear.bench.taskfolder import TaskFolder, TaskFolderError, validate_task_folder
 
 ESC50_CLIP = "3-1031-A-10.wav"  # fold 3, line 7 of esc50.csv
@@ -99,7 +100,7 @@ def test_counts_that_differ_from_the_release_are_an_error(
 def _interrupt_after(monkeypatch, n_clips: int) -> list[str]:
     """Make the run stop (as on Ctrl-C) when it starts clip number n_clips + 1."""
     finished: list[str] = []
-    convert = core.convert_clip
+    convert = conversion.convert_clip
 
     def dying(clip, target, duration_s):
         if len(finished) == n_clips:
@@ -107,19 +108,19 @@ def _interrupt_after(monkeypatch, n_clips: int) -> list[str]:
         finished.append(clip.name)
         return convert(clip, target, duration_s)
 
-    monkeypatch.setattr(core, "convert_clip", dying)
+    monkeypatch.setattr(conversion, "convert_clip", dying)
     return finished
 
 
 def _count_conversions(monkeypatch) -> list[str]:
     converted: list[str] = []
-    convert = core.convert_clip
+    convert = conversion.convert_clip
 
     def counting(clip, target, duration_s):
         converted.append(clip.name)
         return convert(clip, target, duration_s)
 
-    monkeypatch.setattr(core, "convert_clip", counting)
+    monkeypatch.setattr(conversion, "convert_clip", counting)
     return converted
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from prepare_replicas import DESED_WEAK, assert_valid, run, wav_shape
 
-from atst_hear.bench.prepare.core import BadInputError
+from atst_hear.bench.prepare.plan import BadInputError
 from atst_hear.bench.taskfolder import Event, TaskFolder
 
 

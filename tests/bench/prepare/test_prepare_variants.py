@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from prepare_replicas import NSYNTH_NOTES, assert_valid, run, wav_shape, write_tone
 
-from atst_hear.bench.prepare.core import BadInputError
+from atst_hear.bench.prepare.plan import BadInputError
 from atst_hear.bench.taskfolder import TaskFolder
 
 
