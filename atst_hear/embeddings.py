@@ -51,6 +51,11 @@ CLIP_FINETUNE_CHUNK_FRAMES = 601
 FRAME_FINETUNE_CHUNK_FRAMES = 1001
 # official Frame pooling leaves out chunks of at most this many frames entirely
 FRAME_MIN_CHUNK = 20
+# a pass holds every used block's output for each of its tokens (twice: raw and normed), so
+# passes are also capped at this many output values (64 MB of fp32 per copy): with all 12 blocks
+# of a base model that is 1820 tokens, already reached by 70 s of audio, so peak memory does not
+# grow with the length beyond it. With one block the cap is max_batch_tokens.
+MAX_PASS_VALUES = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -291,15 +296,15 @@ class ATSTEmbedder(nn.Module):
         return stamps.to(torch.float32).repeat(n_clips, 1).to(self._device)
 
     def _run(self, mel: MelStream, chunks: list[Chunk], consume) -> None:
-        """Encode chunks in passes of at most ``max_batch_tokens`` tokens (padding included)."""
+        """Encode chunks in passes of at most ``max_batch_tokens`` tokens (padding included)
+        and :data:`MAX_PASS_VALUES` block output values."""
         config = self.config
+        pass_tokens = min(self.max_batch_tokens, MAX_PASS_VALUES // (self.n_blocks * config.width))
         ordered = sorted(chunks, key=lambda c: -c.frames)
         index = 0
         while index < len(ordered):
             width = max(ordered[index].frames, config.patch_width)
-            per_pass = max(
-                1, self.max_batch_tokens // (width // config.patch_width + config.n_special)
-            )
+            per_pass = max(1, pass_tokens // (width // config.patch_width + config.n_special))
             group = ordered[index : index + per_pass]
             index += len(group)
             batch = torch.zeros(len(group), 1, N_MELS, width, device=self._device)

@@ -7,8 +7,11 @@ Two measurements of the shipped ``frame-tiny`` recipe (batch 32, 1 s crops) on g
   mixup, frequency random-resize-crop, block masks), ``teacher`` (forward, no gradient),
   ``student`` (forward and loss), ``backward``, ``optimizer`` (AdamW) and ``ema``;
 * ``trainer``: steps/s of :func:`run_pretraining` itself (the Lightning loop with logging,
-  checkpoints and the data worker), from two runs of different lengths so that start-up cancels.
-  ``other`` is the trainer's step time minus the parts it runs in-process.
+  checkpoints and the data worker): the median time from one step's start to the next's.
+  ``other`` is the trainer's step time minus the parts it runs in-process;
+* ``optimizer_ab``: the AdamW step of the tiny student as ``torch.optim.AdamW`` runs it by
+  default on CPU (a loop over tensors) and fused (``fused=True``, what training uses), the two
+  interleaved in one process.
 
 ``--before REF`` also measures the package as committed at ``REF`` (``git archive``), in
 subprocesses interleaved with the working tree (before, after, before, after, ...), because
@@ -53,11 +56,33 @@ def write_audio(folder: Path, n_files: int) -> None:
         write_wav(folder / f"clip{index:03d}.wav", wave.astype(np.float32), SAMPLE_RATE)
 
 
+def compare_adamw(student, repeats: int) -> dict[str, float]:
+    """Median seconds of one AdamW step over the student's parameters: default vs fused."""
+    import torch
+
+    params = [p for p in student.parameters() if p.requires_grad]
+    for param in params:
+        param.grad = torch.randn_like(param)
+    variants = {
+        name: torch.optim.AdamW(params, lr=1e-3, weight_decay=0.04, **options)
+        for name, options in (("default", {}), ("fused", {"fused": True}))
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats + 1):
+        for name, optimizer in variants.items():
+            start = time.perf_counter()
+            optimizer.step()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values[1:]) for name, values in times.items()}
+
+
 def measure(steps: int, warmup: int, trainer_steps: int) -> dict:
     """One measurement of the package on ``sys.path`` (run in a subprocess by ``main``)."""
     import lightning as L
+    import numpy as np
     import torch
 
+    from atst_hear.pretrain import training
     from atst_hear.pretrain.data import PretrainDataModule, open_source
     from atst_hear.pretrain.heads import ema_update, symmetric_byol_loss
     from atst_hear.pretrain.module import PretrainModule
@@ -120,25 +145,36 @@ def measure(steps: int, warmup: int, trainer_steps: int) -> dict:
                 times[part].append(clock[part] - previous)
                 previous = clock[part]
     parts = {part: statistics.median(values) for part, values in times.items()}
+    optimizer_ab = compare_adamw(model.student, steps)
 
     # --- the trainer ----------------------------------------------------------------------
-    def run(n_steps: int) -> float:
-        out = Path(tempfile.mkdtemp(dir=work))
-        few = load_recipe(
-            flavour="frame", arch="tiny", overrides={"warmup_steps": 1, "max_steps": n_steps}
-        )
-        start = time.perf_counter()
-        run_pretraining(few, [str(work / "audio")], out, Hardware("cpu", 1), progress=False)
-        return time.perf_counter() - start
+    starts: list[float] = []
 
-    short, long = run(warmup + 1), run(warmup + 1 + trainer_steps)
-    step_seconds = (long - short) / trainer_steps
+    class StepClock(L.Callback):
+        def on_train_batch_start(self, *args) -> None:
+            starts.append(time.perf_counter())
+
+    build_trainer = training.build_trainer
+
+    def timed_trainer(out_dir, hardware, callbacks, *rest, **limits):
+        return build_trainer(out_dir, hardware, [*callbacks, StepClock()], *rest, **limits)
+
+    training.build_trainer = timed_trainer
+    timed = load_recipe(
+        flavour="frame",
+        arch="tiny",
+        overrides={"warmup_steps": 1, "max_steps": warmup + 1 + trainer_steps},
+    )
+    run_pretraining(timed, [str(work / "audio")], work / "run", Hardware("cpu", 1), progress=False)
+    # start to start: everything the loop does per step, the median of the timed steps
+    step_seconds = statistics.median(np.diff(starts[warmup:]))
     in_step = sum(parts[part] for part in IN_STEP)
     return {
         "parts_s": parts,
         "trainer_step_s": step_seconds,
         "trainer_steps_per_s": 1.0 / step_seconds,
         "other_s": step_seconds - in_step,
+        "optimizer_ab_s": optimizer_ab,
         "load_average_before": load_before,
         "load_average_after": load_average(),
         "torch_threads": torch.get_num_threads(),
@@ -167,6 +203,10 @@ def summarise(results: list[dict]) -> dict:
         "trainer_step_s": step,
         "parts_s": parts,
         "share_of_step": shares(merged),
+        "optimizer_ab_s": {
+            name: statistics.median(r["optimizer_ab_s"][name] for r in results)
+            for name in results[0]["optimizer_ab_s"]
+        },
         "rounds": len(results),
     }
 

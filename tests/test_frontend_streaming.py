@@ -69,3 +69,26 @@ def test_stream_values_match_forward_and_stream_holds_no_mel():
     torch.testing.assert_close(
         stream.frames(0, stream.n_frames, [0, 1]), LogMelFrontend()(wave), rtol=0, atol=0
     )
+
+
+def test_passes_hold_a_bounded_number_of_block_outputs(monkeypatch):
+    """With every block of a wide model, max_batch_tokens alone let a pass hold GBs."""
+    from atst_hear import embeddings
+
+    torch.manual_seed(0)
+    encoder = ATSTEncoder(ATSTConfig("frame", width=64, depth=2, heads=1)).eval()
+    audio = torch.rand(2, 45 * 16000) * 0.2 - 0.1
+    unbounded = ATSTEmbedder(encoder).scene_embeddings(audio)
+    monkeypatch.setattr(embeddings, "MAX_PASS_VALUES", 2 * 64 * 600)
+    held = []
+    original = encoder.forward
+
+    def spy(mel, *args, n_blocks=1, **kwargs):
+        outputs = original(mel, *args, n_blocks=n_blocks, **kwargs)
+        held.append(sum(x.numel() for x in outputs))
+        return outputs
+
+    monkeypatch.setattr(encoder, "forward", spy)
+    bounded = ATSTEmbedder(encoder).scene_embeddings(audio)
+    assert len(held) > 1 and max(held) <= 2 * 64 * 600
+    torch.testing.assert_close(bounded, unbounded, rtol=1e-5, atol=1e-5)

@@ -15,14 +15,18 @@ The command line calls this function, so both write the same folder: ``units/``,
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .runner import RunSummary, plan, run
+from .launch import LaunchOptions
+from .runner import RunSummary, Shard, plan, run
 from .suite import load_suite
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,13 +54,19 @@ def run_benchmark(
     progress: bool = True,
     report: bool = True,
     command: Sequence[str] | None = None,
+    shard: str | Shard | None = None,
+    launcher: str = "local",
+    launcher_options: Mapping[str, Any] | None = None,
 ) -> BenchmarkRun:
     """Run (or resume) a suite into ``out`` and write its report.
 
     ``suite`` is a YAML file or a shipped suite's name; ``checkpoints`` maps the suite's
     checkpoint names to files; ``overrides`` are ``--set`` keys (:mod:`.overrides`);
     ``models`` / ``tasks`` / ``protocols`` / ``seeds`` restrict the run; ``device`` None picks
-    cuda when available.
+    cuda when available. ``shard`` ``"I/N"`` runs every N-th unit from the I-th (start the N
+    shards of one command anywhere, on one ``out``); the report is written by the shard that
+    finishes last. ``launcher`` ``"slurm"`` (or ``"submitit-local"``) runs the units as a
+    submitit job array, ``launcher_options`` being :class:`.launch.LaunchOptions` fields.
     """
     from .report import write_report
 
@@ -64,6 +74,14 @@ def run_benchmark(
         raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     if seeds is not None and not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ValueError(f"seeds must be integers, got {list(seeds)!r}")
+    if isinstance(shard, str):
+        shard = Shard.parse(shard)
+    if launcher == "local":
+        if launcher_options:
+            raise ValueError(f"launcher options {sorted(launcher_options)} need a cluster launcher")
+        launch = None
+    else:
+        launch = LaunchOptions(launcher, **dict(launcher_options or {}))
     loaded = load_suite(suite, tasks_dir, dict(checkpoints or {}), overrides)
     selection = plan(
         loaded,
@@ -81,8 +99,12 @@ def run_benchmark(
         threads=threads,
         progress=progress,
         command=list(command) if command is not None else ["run_benchmark", str(suite)],
+        shard=shard,
+        launcher=launch,
     )
     result = BenchmarkRun(Path(out), summary, len(selection.units))
-    if report:
+    if report and summary.all_shards_done:
         result.report = write_report(out)
+    elif report:
+        logger.info("other shards still run; the last one to finish writes the report")
     return result

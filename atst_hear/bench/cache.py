@@ -4,18 +4,22 @@ An entry is keyed by (HEAR module, checkpoint sha256, load options, toolkit vers
 format, task, split, kind) and lives in ``<root>/<module>-<model hash>/<task>-<task hash>/
 <split>.<kind>/``: embeddings computed by another release of the toolkit are never reused.
 Clips are embedded in shards of ``shard_size`` files, each written atomically, so an interrupted
-run resumes at the first missing shard; ``done.json`` marks a complete split. Any HEAR module
+run resumes at the first missing shard; ``done.json`` marks a complete split. An entry is
+computed under a lock file beside its folder, so processes sharing the cache on a shared
+filesystem compute it once: the others wait for it and read it. Any HEAR module
 works (``load_model``, ``get_scene_embeddings``, ``get_timestamp_embeddings``); the model is
 loaded only when something is missing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import importlib
 import json
+import logging
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -25,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from .. import __version__
@@ -32,6 +37,8 @@ from ..audio import SAMPLE_RATE, read_audio
 from ..augment import centre_crop
 from ..fileio import atomic_output, sha256_file, write_json_atomic
 from .taskfolder import TaskFolder
+
+logger = logging.getLogger(__name__)
 
 KINDS = ("scene", "timestamp")
 WINDOWS = ("start", "random")
@@ -256,8 +263,28 @@ class EmbeddingCache:
             raise ValueError(f"{task.path}: split {split!r} lists no files")
         shards = [files[i : i + self.shard_size] for i in range(0, len(files), self.shard_size)]
         if not (directory / "done.json").is_file():
-            self._compute(model, task, split, kind, directory, shards)
+            with self._entry_lock(directory):
+                # whoever held the lock before may have just finished the entry
+                if not (directory / "done.json").is_file():
+                    self._compute(model, task, split, kind, directory, shards)
         return self._read(directory, kind, files, len(shards))
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _entry_lock(directory: Path) -> Iterator[None]:
+        """Hold the entry's lock file: processes sharing a cache (shards, array jobs, on a shared
+        filesystem) never compute one entry at the same time; the second waits and reuses it."""
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(directory.parent / f".{directory.name}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            logger.info("waiting for another process computing %s", directory)
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
 
     def release(self) -> None:
         """Drop the loaded model (frees GPU memory before protocols train)."""

@@ -95,9 +95,54 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
         help="torch device; auto (default) is cuda when available, else cpu",
     )
     parser.add_argument("--threads", type=int, help="torch threads per unit")
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run only shard I (0-based) of N: every N-th unit from the I-th; start the N shards "
+        "of one command anywhere (any scheduler) on one shared --out; the last to finish "
+        "writes the report",
+    )
+    cluster = parser.add_argument_group("cluster (docs/cluster.md; needs atst-hear[cluster])")
+    cluster.add_argument(
+        "--launcher",
+        choices=("local", "slurm", "submitit-local"),
+        default="local",
+        help="local (default): this machine, --jobs processes; slurm: one submitit job array "
+        "over the pending units, one GPU each, and wait for it; submitit-local: the same jobs "
+        "as local processes, to test a setup",
+    )
+    cluster.add_argument("--partition", help="SLURM partition")
+    cluster.add_argument("--timeout-min", type=int, help="time limit per job (default 240)")
+    cluster.add_argument("--max-parallel", type=int, help="array jobs running at once")
+    cluster.add_argument("--gpus-per-job", type=int, help="GPUs per job (default 1)")
+    cluster.add_argument("--cpus-per-job", type=int, help="CPUs per job (default 8)")
+    cluster.add_argument(
+        "--slurm-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra sbatch option, e.g. account=abc (repeatable)",
+    )
     parser.add_argument("--no-report", action="store_true", help="do not write the report")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=run_bench)
+
+
+def _launcher_options(args: argparse.Namespace) -> dict:
+    options = {
+        name: getattr(args, name)
+        for name in ("partition", "timeout_min", "max_parallel", "gpus_per_job", "cpus_per_job")
+        if getattr(args, name) is not None
+    }
+    slurm = {}
+    for value in args.slurm_option:
+        key, sep, setting = value.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--slurm-option expects KEY=VALUE, got {value!r}")
+        slurm[key] = setting
+    if slurm:
+        options["slurm"] = slurm
+    return options
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -127,10 +172,15 @@ def run_bench(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         report=not args.no_report,
         command=sys.argv,
+        shard=args.shard,
+        launcher=args.launcher,
+        launcher_options=_launcher_options(args),
     )
     summary = result.summary
     if result.report:
         print(f"report: {result.report['summary']}")
+    elif not summary.all_shards_done:
+        print(f"shard {args.shard} done; the last shard to finish writes the report")
     print(
         f"{len(summary.done)} units run, {len(summary.reused)} reused, {len(summary.failed)} "
         f"failed (of {result.n_units}; {len(summary.skipped)} protocol/task pairs skipped)"

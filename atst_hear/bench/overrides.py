@@ -13,6 +13,8 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..yamlio import parse_key_values
+
 
 class OverrideError(ValueError):
     """An override that is malformed or points nowhere."""
@@ -20,18 +22,7 @@ class OverrideError(ValueError):
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     """``["key=value", ...]`` -> ``{key: YAML value}``, in order."""
-    import yaml
-
-    values: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise OverrideError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            values[key.strip()] = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise OverrideError(f"--set {item!r}: the value is not valid YAML ({err})") from None
-    return values
+    return parse_key_values(items, "--set", OverrideError)
 
 
 def apply_overrides(document: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,11 +11,19 @@ Output folder layout::
         error.json                    why the last attempt failed (removed on success)
         ...                           protocol files (partial state, predictions, curves)
 
+    <out>/shards/<i>-of-<n>/status.json   what shard i of a ``--shard i/n`` run did
+
 Stages: embeddings are computed first in this process (one model on the device at a time),
-then the units run, in parallel worker processes with ``jobs > 1``. A unit that raises is
-recorded in ``error.json`` and the others continue. Every file is written atomically, so after
-an interruption (even ``kill -9``) the next invocation skips finished units and finished
-embedding shards and ends with the same scores.
+then the units run, in parallel worker processes with ``jobs > 1`` (or as a job array, see
+:mod:`.launch`). A unit that raises is recorded in ``error.json`` and the others continue. Every
+file is written atomically, so after an interruption (even ``kill -9``) the next invocation
+skips finished units and finished embedding shards and ends with the same scores.
+
+Many processes may share one output folder on a shared filesystem: the shards of a ``--shard``
+run and the jobs of an array. Each unit and each embedding-cache entry is computed under its
+own lock file, and whoever gets the lock second finds the result written and reuses it, so no
+unit and no embedding is ever computed twice at once. A whole-run lock (:mod:`.outlock`) still
+refuses a second unsharded run, or a second copy of the same shard, on one folder.
 """
 
 from __future__ import annotations
@@ -31,9 +39,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from filelock import FileLock
 from tqdm.auto import tqdm
 
 from .. import __version__
@@ -46,6 +55,9 @@ from .protocols.base import UnitContext, seed_everything
 from .protocols.data import weak_labels
 from .suite import Suite, SuiteModel, check_checkpoint, open_task
 from .taskfolder import TaskFolder
+
+if TYPE_CHECKING:
+    from .launch import LaunchOptions
 
 
 @dataclass(frozen=True)
@@ -91,10 +103,46 @@ class Unit:
         }
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Part ``index`` (0-based) of ``count`` of a plan: every ``count``-th unit from ``index``.
+
+    Units are dealt round-robin in plan order, which the suite file and the filters fix, so
+    every shard of one command line sees the same plan and together they cover it exactly once.
+    """
+
+    index: int
+    count: int
+
+    def __post_init__(self):
+        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (self.index, self.count))
+        if not ok or self.count < 1 or not 0 <= self.index < self.count:
+            raise ValueError(
+                f"shard must be I/N with integers 0 <= I < N, got {self.index!r}/{self.count!r}"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        index, _, count = text.partition("/")
+        try:
+            return cls(int(index), int(count))
+        except ValueError:
+            raise ValueError(
+                f"--shard expects I/N with integers 0 <= I < N (e.g. 0/4), got {text!r}"
+            ) from None
+
+    @property
+    def label(self) -> str:
+        return f"{self.index}-of-{self.count}"
+
+
 @dataclass
 class Plan:
     units: list[Unit]
     skipped: list[dict[str, str]]
+
+    def shard(self, shard: Shard) -> Plan:
+        return Plan(self.units[shard.index :: shard.count], self.skipped)
 
 
 @dataclass
@@ -103,6 +151,8 @@ class RunSummary:
     reused: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    # False for a shard that finished while others still run: the report must wait for them
+    all_shards_done: bool = True
 
     @property
     def ok(self) -> bool:
@@ -222,20 +272,39 @@ def run(
     threads: int | None = None,
     progress: bool = True,
     command: Sequence[str] | None = None,
+    shard: Shard | None = None,
+    launcher: LaunchOptions | None = None,
 ) -> RunSummary:
-    # one run per output folder: a second is refused (OutputInUseError)
-    with exclusive_output(out) as locked_out:
-        return _run_locked(suite, locked_out, selection, jobs, device, threads, progress, command)
+    """Run the selection's units into ``out`` (all of them, or one ``shard``), resumably.
+
+    ``launcher`` None runs the units here (``jobs`` worker processes); otherwise they run as a
+    submitit job array (:mod:`.launch`) and this call waits for it.
+    """
+    # one run per output folder (per shard of a sharded run): a second is refused
+    # (OutputInUseError); shards share the folder through the per-unit and per-entry locks
+    out = Path(out)
+    lock_folder = out if shard is None else out / "shards" / shard.label
+    with exclusive_output(lock_folder):
+        return _run_locked(
+            suite, out, selection, jobs, device, threads, progress, command, shard, launcher
+        )
 
 
-def _run_locked(suite, out, selection, jobs, device, threads, progress, command) -> RunSummary:
+def _run_locked(
+    suite, out, selection, jobs, device, threads, progress, command, shard, launcher
+) -> RunSummary:
     selection = selection or plan(suite)
+    if shard is not None:
+        selection = selection.shard(shard)
+    requested_device = device
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     threads = threads or max(1, (os.cpu_count() or 1) // (2 * max(jobs, 1)))
     torch.set_num_threads(threads)
     write_json_atomic(
         out / "run.json",
         {
+            "shard": None if shard is None else shard.label,
+            "launcher": None if launcher is None else launcher.cluster,
             "suite": str(suite.path),
             "suite_name": suite.name,
             "suite_definition": suite.raw,
@@ -248,6 +317,8 @@ def _run_locked(suite, out, selection, jobs, device, threads, progress, command)
         },
     )
     summary = RunSummary(skipped=selection.skipped)
+    if not selection.units:  # more shards than units
+        print(f"shard {shard.label} has no unit to run")
     pending = []
     for unit in selection.units:
         if is_done(unit, out):
@@ -258,9 +329,32 @@ def _run_locked(suite, out, selection, jobs, device, threads, progress, command)
         print(
             f"{len(summary.reused)} of {len(selection.units)} units already finished; reusing them"
         )
-    failed_embeddings = compute_embeddings(pending, out, device, progress)
+    if launcher is not None:
+        from .launch import run_job_array
+
+        run_job_array(pending, out, requested_device, threads, launcher, summary)
+    else:
+        runnable = _with_embeddings(pending, out, device, progress, summary)
+        _run_units(runnable, out, jobs, device, threads, progress, summary)
+    status = {
+        "done": summary.done + summary.reused,
+        "failed": summary.failed,
+        "skipped": summary.skipped,
+    }
+    if shard is None:
+        write_json_atomic(out / "status.json", status)
+    else:
+        write_json_atomic(out / "shards" / shard.label / "status.json", status)
+        summary.all_shards_done = _merge_shard_status(out, shard.count)
+    return summary
+
+
+def _with_embeddings(units, out, device, progress, summary) -> list[Unit]:
+    """Compute the embeddings ``units`` read; those whose embeddings failed are recorded as
+    failed and left out of the returned list."""
+    failed_embeddings = compute_embeddings(units, out, device, progress)
     runnable = []
-    for unit in pending:
+    for unit in units:
         problem = next(
             (failed_embeddings[k] for k in _embedding_keys(unit) if k in failed_embeddings), None
         )
@@ -269,16 +363,36 @@ def _run_locked(suite, out, selection, jobs, device, threads, progress, command)
             _write_error(unit, out, f"embeddings failed: {problem}", "")
         else:
             runnable.append(unit)
-    _run_units(runnable, out, jobs, device, threads, progress, summary)
-    write_json_atomic(
-        out / "status.json",
-        {
-            "done": summary.done + summary.reused,
-            "failed": summary.failed,
-            "skipped": summary.skipped,
-        },
-    )
-    return summary
+    return runnable
+
+
+def _merge_shard_status(out: Path, count: int) -> bool:
+    """Fold the statuses of the shards of a ``count``-way run into ``<out>/status.json``;
+    True when all ``count`` shards have finished."""
+    with FileLock(str(out / ".status.lock")):
+        statuses = {}
+        for index in range(count):
+            path = out / "shards" / Shard(index, count).label / "status.json"
+            if path.is_file():
+                statuses[index] = json.loads(path.read_text())
+        done = sorted({unit for status in statuses.values() for unit in status["done"]})
+        failed = {
+            unit: message
+            for status in statuses.values()
+            for unit, message in status["failed"].items()
+            if unit not in done
+        }
+        skipped = next(iter(statuses.values()))["skipped"]
+        write_json_atomic(
+            out / "status.json",
+            {
+                "done": done,
+                "failed": failed,
+                "skipped": skipped,
+                "shards": {"count": count, "finished": sorted(statuses)},
+            },
+        )
+    return len(statuses) == count
 
 
 def _embedding_specs(unit: Unit) -> list[tuple[tuple, ModelSpec]]:
@@ -329,6 +443,8 @@ def _run_units(units, out, jobs, device, threads, progress, summary) -> None:
     def finished(unit: Unit, status: str, message: str) -> None:
         if status == "done":
             summary.done.append(unit.id)
+        elif status == "reused":
+            summary.reused.append(unit.id)
         else:
             summary.failed[unit.id] = message
             tqdm.write(f"FAILED {unit.id}: {message}")
@@ -357,10 +473,20 @@ def _run_units(units, out, jobs, device, threads, progress, summary) -> None:
 def execute_unit(
     unit: Unit, out: str, device: str, threads: int, progress: bool
 ) -> tuple[str, str]:
-    """Run one unit and write its result (or its error); returns ``(status, message)``."""
+    """Run one unit and write its result (or its error); returns ``(status, message)``, status
+    ``"reused"`` when another process finished the unit first."""
+    workdir = unit.workdir(Path(out))
+    workdir.parent.mkdir(parents=True, exist_ok=True)
+    # the lock sits beside the folder: _prepare_workdir may delete the folder
+    lock = FileLock(str(workdir.parent / f".{workdir.name}.lock"))
+    with lock:
+        if is_done(unit, Path(out)):
+            return "reused", ""
+        return _execute_unit_locked(unit, Path(out), workdir, device, threads, progress)
+
+
+def _execute_unit_locked(unit, out_path, workdir, device, threads, progress) -> tuple[str, str]:
     torch.set_num_threads(threads)
-    out_path = Path(out)
-    workdir = unit.workdir(out_path)
     _prepare_workdir(unit, workdir)
     started = time.time()
     try:

@@ -19,12 +19,42 @@ import yaml
 from ..models.encoder import ARCHS, FLAVOURS, ATSTConfig
 from ..options import require_bool
 from ..resources import shipped
+from ..yamlio import load_yaml, parse_key_values
 
 TEACHER_MODES = ("train", "eval")
 
 
 class RecipeError(ValueError):
     """A recipe file or override that cannot be used; the message names it."""
+
+
+def _typed(value: Any, annotation: str, name: str) -> Any:
+    """``value`` checked against a recipe field's annotation: a quoted YAML ``"false"`` is
+    truthy and ``"4e-4"`` is no number, so nothing is converted except an integer where a
+    float is expected."""
+    if annotation.endswith(" | None"):
+        if value is None:
+            return None
+        annotation = annotation[: -len(" | None")]
+    if annotation == "bool":
+        return require_bool(value, name)
+    if annotation == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+        return value
+    if annotation == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise RecipeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+        return float(value)
+    if annotation == "str":
+        if not isinstance(value, str):
+            raise RecipeError(f"{name} must be a string, got {value!r} ({type(value).__name__})")
+        return value
+    if annotation == "tuple[float, float]":
+        if not isinstance(value, tuple) or len(value) != 2:
+            raise RecipeError(f"{name} must be a pair of numbers [a, b], got {value!r}")
+        return tuple(_typed(v, "float", name) for v in value)
+    raise TypeError(f"{name}: recipe field type {annotation} has no check")
 
 
 class RecipeFields:
@@ -41,9 +71,8 @@ class RecipeFields:
             raise RecipeError(f"{source}: unknown recipe fields {unknown}; known: {sorted(known)}")
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         for f in dataclasses.fields(cls):
-            # a quoted YAML "false" is truthy: booleans must be real bools
-            if f.type in (bool, "bool") and f.name in values:
-                require_bool(values[f.name], f"{source}: {f.name}")
+            if f.name in values:
+                values[f.name] = _typed(values[f.name], str(f.type), f"{source}: {f.name}")
         try:
             return cls(**values)
         except (TypeError, RecipeError) as err:
@@ -153,7 +182,7 @@ def read_yaml_mapping(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: recipe file does not exist")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        values = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise RecipeError(f"{path}: not valid YAML ({err})") from None
     if not isinstance(values, dict):
@@ -165,16 +194,7 @@ def read_yaml_mapping(path: str | os.PathLike) -> dict[str, Any]:
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     """``["key=value", ...]`` with YAML values (``batch_size=64``, ``freq_scale=[0.6,1.5]``)."""
-    values: dict[str, Any] = {}
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise RecipeError(f"override {item!r} is not of the form key=value")
-        try:
-            values[key.strip()] = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise RecipeError(f"override {item!r}: value is not valid YAML ({err})") from None
-    return values
+    return parse_key_values(overrides, "--set", RecipeError)
 
 
 def recipe_path(flavour: str, arch: str) -> Path:

@@ -26,7 +26,7 @@ def test_pretrain_needs_a_recipe(tmp_path, audio_folder, capsys):
     assert main([*base, "--flavour", "frame", "--arch", "huge"]) == 2
     assert "no shipped recipe" in capsys.readouterr().err
     assert main([*base, "--flavour", "frame", "--arch", "tiny", "--set", "ema"]) == 2
-    assert "key=value" in capsys.readouterr().err
+    assert "KEY=VALUE" in capsys.readouterr().err
     assert main([*base, "--flavour", "frame", "--arch", "tiny", "--set", "emma=0.9"]) == 2
     assert "unknown recipe fields ['emma']" in capsys.readouterr().err
     recipe = tmp_path / "mine.yaml"
@@ -69,3 +69,20 @@ def test_two_process_cpu_ddp_run_stops_and_resumes(tmp_path, audio_folder):
     assert hyper["nproc"] == 2 and hyper["learning_rate"] == pytest.approx(0.008 * 2 * 4 / 256)
     model = hear_frame.load_model(out / "atst_frame.ckpt")
     assert torch.isfinite(hear_frame.get_scene_embeddings(0.1 * torch.ones(1, 8000), model)).all()
+
+
+def test_recipe_overrides_read_scientific_notation_and_check_types():
+    from atst_hear.pretrain.recipes import RecipeError, load_recipe, parse_overrides
+
+    recipe = load_recipe(
+        flavour="frame", arch="tiny", overrides=parse_overrides(["learning_rate=4e-4"])
+    )
+    assert recipe.learning_rate == pytest.approx(4e-4)
+    for item, message in [
+        ("learning_rate=fast", "learning_rate must be a number"),
+        ("max_steps=2.5", "max_steps must be an integer"),
+        ("freq_scale=[0.6]", "freq_scale must be a pair of numbers"),
+        ("drop_path=true", "drop_path must be a number"),
+    ]:
+        with pytest.raises(RecipeError, match=message):
+            load_recipe(flavour="frame", arch="tiny", overrides=parse_overrides([item]))
