@@ -176,6 +176,20 @@ def load_classifier(
     return classifier
 
 
+def set_stochastic_depth(encoder: ATSTEncoder, drop_path: float) -> ATSTEncoder:
+    """Block ``i`` drops its residual branches with probability ``linspace(0, drop_path,
+    depth)[i]`` in training: the rule of the official encoders, whose ``drop_path_rate`` is 0.1
+    in every fine-tuning recipe (``AST``/``FrameAST`` defaults, never overridden)."""
+    if isinstance(drop_path, bool) or not isinstance(drop_path, int | float):
+        raise ValueError(f"drop_path must be a number in [0, 1), got {drop_path!r}")
+    if not 0.0 <= drop_path < 1.0:
+        raise ValueError(f"drop_path must be in [0, 1), got {drop_path}")
+    rates = torch.linspace(0, float(drop_path), encoder.config.depth).tolist()
+    for block, rate in zip(encoder.blocks, rates):
+        block.drop_path.rate = rate
+    return encoder
+
+
 # --- optimisation ---------------------------------------------------------------------------
 def sgd_with_layer_decay(
     model: nn.Module, encoder: ATSTEncoder, layer_decay: float, momentum: float
@@ -327,12 +341,8 @@ class LastBlockTokens(nn.Module):
 
     def __init__(self, encoder: ATSTEncoder, drop_path: float = 0.0) -> None:
         super().__init__()
-        if not 0.0 <= drop_path < 1.0:
-            raise ValueError(f"drop_path must be in [0, 1), got {drop_path}")
-        # the stochastic-depth rule of the encoder (linear in depth); only the last block trains
-        rates = torch.linspace(0, drop_path, encoder.config.depth).tolist()
-        for block, rate in zip(encoder.blocks, rates):
-            block.drop_path.rate = rate
+        # only the last block trains, so only its rate (``drop_path`` itself) ever acts
+        set_stochastic_depth(encoder, drop_path)
         self.frontend = LogMelFrontend()
         self.encoder = encoder.requires_grad_(False)
         self.trained = nn.ModuleList([encoder.blocks[-1], encoder.final_norm])

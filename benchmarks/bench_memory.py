@@ -74,6 +74,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, nargs="+", default=list(MINUTES))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--kind", choices=("scene", "timestamp"), default="scene")
+    parser.add_argument(
+        "--malloc-mmap-threshold",
+        type=int,
+        help="bytes; sets glibc's MALLOC_MMAP_THRESHOLD_ in the children (a fixed threshold "
+        "keeps freed front-end and activation buffers from fragmenting the heap)",
+    )
     parser.add_argument("--out", type=Path, default=Path("results/bench_memory.json"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -90,7 +96,10 @@ def main() -> None:
     for minutes in args.minutes:
         command = [sys.executable, __file__, "--child", "--minutes", str(minutes)]
         command += ["--threads", str(args.threads), "--kind", args.kind]
-        done = subprocess.run(command, check=True, capture_output=True, text=True)
+        env = dict(os.environ)
+        if args.malloc_mmap_threshold is not None:
+            env["MALLOC_MMAP_THRESHOLD_"] = str(args.malloc_mmap_threshold)
+        done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(json.dumps(runs[-1]))
     shortest, longest = runs[0], runs[-1]
@@ -104,6 +113,7 @@ def main() -> None:
         # the 2 cores are shared: a load above 2 slows every figure here
         "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "threads": args.threads,
+        "malloc_mmap_threshold": args.malloc_mmap_threshold,  # None: glibc's default
         "runs": runs,
         "growth_mb": round(growth, 1),
         "growth_beyond_waveform_mb": round(growth - waveform_growth, 1),

@@ -244,10 +244,16 @@ def main() -> int:
         print(json.dumps(measure(args.steps, args.warmup, args.trainer_steps)))
         return 0
     trees = {"after": ROOT}
+    before_commit = None
+    if args.before:
+        # a name such as HEAD moves as work is committed: record what it meant
+        before_commit = subprocess.run(
+            ["git", "rev-parse", args.before], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="bench-pretrain-before-") as before_dir:
         if args.before:
             archive = subprocess.run(
-                ["git", "archive", args.before, "atst_hear"],
+                ["git", "archive", before_commit, "atst_hear"],
                 cwd=ROOT,
                 capture_output=True,
                 check=True,
@@ -278,6 +284,7 @@ def main() -> int:
             "trainer_steps": args.trainer_steps,
             "rounds": args.rounds,
             "before": args.before,
+            "before_commit": before_commit,
         },
         "summary": {name: summarise(items) for name, items in results.items()},
         "measurements": results,

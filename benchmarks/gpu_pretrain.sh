@@ -22,8 +22,9 @@ if [[ "${GPU_PRETRAIN_TINY:-0}" == 1 ]]; then
     # out of results/
     OUT_DIR=${OUT_DIR:-runs/gpu-pretrain-tiny/results}
     RUN_DIR=${RUN_DIR:-runs/gpu-pretrain-tiny/run}
-    steps=${STEPS:-4}
-    every=${PROBE_EVERY:-2}
+    # 24 steps: ThroughputMonitor reports steps/s once it has 20
+    steps=${STEPS:-24}
+    every=${PROBE_EVERY:-12}
     probe_tasks=(demo_pitch demo_speakers)
     demo_args=(--scale 0.2 --tasks "${probe_tasks[@]}")
     train=(--flavour frame --arch tiny --accelerator cpu --devices 1 --precision 32-true
@@ -74,7 +75,7 @@ import pandas as pd
 
 run, out, wall, memory_log = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
 logs = pd.concat(pd.read_csv(p) for p in sorted(run.glob("logs/csv/version_*/metrics.csv")))
-rate = logs["train/batches_per_sec"].dropna() if "train/batches_per_sec" in logs else pd.Series()
+rate = logs.get("train/device/batches_per_sec", pd.Series(dtype=float)).dropna()
 probe = pd.read_csv(run / "probe.csv", dtype={"task": str})
 scores = probe[probe.protocol != "diagnostic"]
 first, last = scores.step.min(), scores.step.max()
@@ -91,7 +92,7 @@ if memory_log.is_file() and memory_log.stat().st_size:
 summary = {
     "steps": int(last),
     "wall_seconds_with_probes": wall,
-    # ThroughputMonitor: steps/s over the last 100 steps, logged every log_every steps
+    # ThroughputMonitor: steps/s over the last 20 steps, logged every log_every steps
     "steps_per_s_median": float(rate.median()) if len(rate) else None,
     "steps_per_s_last": float(rate.iloc[-1]) if len(rate) else None,
     "peak_gpu_memory_mib": memory,

@@ -6,7 +6,7 @@ make jobs of one model and task share them) and then the unit. Every job is resu
 local run is: a re-submitted command skips finished units and finished embedding shards, so a
 job killed by its time limit or a preemption is simply run again. ``submitit-local`` runs the
 same jobs as local processes through submitit's ``LocalExecutor``, to test a setup without a
-cluster. Job logs go to ``<out>/jobs/<job id>_<array index>/``.
+cluster. Job logs go to ``<out>/jobs/<job id>/``.
 """
 
 from __future__ import annotations

@@ -834,9 +834,10 @@ def flatten_score(name: str, value: float | dict[str, float]) -> dict[str, float
     return {name: float(value)}
 
 
-# How a protocol averages mAP over classes: hear-eval-kit (and EVAR, with scikit-learn >= 0.24)
+# How a protocol averages mAP over classes: hear-eval-kit (and EVAR, with scikit-learn >= 1.1)
 # counts a class without a positive clip in the evaluated split as AP 0; the ATST paper's
-# evaluation (audiossl atst/downstream/utils.py Metric.compute) drops such classes (NaN AP)
+# evaluation (audiossl atst/downstream/utils.py Metric.compute) drops NaN APs, which is what
+# scikit-learn < 1.1 returns for such classes (>= 1.1 returns 0, scikit-learn PR #19085)
 MAP_ALL_CLASSES = "all-classes"
 MAP_PRESENT_CLASSES = "present-classes"
 MAP_CONVENTIONS = (MAP_ALL_CLASSES, MAP_PRESENT_CLASSES)

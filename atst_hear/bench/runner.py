@@ -344,8 +344,7 @@ def _run_locked(
     if shard is None:
         write_json_atomic(out / "status.json", status)
     else:
-        write_json_atomic(out / "shards" / shard.label / "status.json", status)
-        summary.all_shards_done = _merge_shard_status(out, shard.count)
+        summary.all_shards_done = _merge_shard_status(out, shard, status)
     return summary
 
 
@@ -366,10 +365,13 @@ def _with_embeddings(units, out, device, progress, summary) -> list[Unit]:
     return runnable
 
 
-def _merge_shard_status(out: Path, count: int) -> bool:
-    """Fold the statuses of the shards of a ``count``-way run into ``<out>/status.json``;
-    True when all ``count`` shards have finished."""
+def _merge_shard_status(out: Path, shard: Shard, status: dict) -> bool:
+    """Record the shard's ``status`` and fold those of all shards of the run into
+    ``<out>/status.json``; True when all have finished. Under one lock, so exactly one shard,
+    the last, sees them all."""
+    count = shard.count
     with FileLock(str(out / ".status.lock")):
+        write_json_atomic(out / "shards" / shard.label / "status.json", status)
         statuses = {}
         for index in range(count):
             path = out / "shards" / Shard(index, count).label / "status.json"

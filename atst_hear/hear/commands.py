@@ -63,6 +63,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="processes decoding and resampling audio while the encoder runs (0: decode in "
         "this process; default min(4, CPUs - 1))",
     )
+    embed.add_argument(
+        "--devices",
+        type=_positive_int,
+        help="processes per node, one device each (Lightning; each takes every N-th batch, "
+        "results identical to one process); under torchrun/srun give what they started",
+    )
+    embed.add_argument(
+        "--num-nodes", type=_positive_int, default=1, help="nodes of a --devices run (default 1)"
+    )
     embed.add_argument("--overwrite", action="store_true")
     _add_trust_flag(embed)
     embed.set_defaults(run=run_embed)
@@ -171,6 +180,12 @@ def run_embed(args: argparse.Namespace) -> int:
     if args.checkpoint_sha256 is not None:
         options["checkpoint_sha256"] = args.checkpoint_sha256
     device = resolve_device(args.device)
+    ranks = None
+    if args.devices is not None or args.num_nodes > 1:
+        from .distributed import start_ranks
+
+        ranks = start_ranks(args.devices or 1, args.num_nodes, device)
+        device = ranks.device
     model = module.load_model(args.checkpoint, **options).to(device)
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -180,6 +195,11 @@ def run_embed(args: argparse.Namespace) -> int:
         if args.overwrite or not (args.out / f"{stem}.npy").exists()
     ]
     batches = length_batches([_decoded_length(file) for file, _ in jobs], args.batch_size)
+    if ranks is not None:
+        # every rank lists the same clips before any writes one, then takes every N-th batch
+        # (the same batches as one process: a clip's batch mates never change its embedding)
+        ranks.barrier()
+        batches = batches[ranks.rank :: ranks.world_size]
 
     def save(path: Path, array: torch.Tensor) -> None:
         with atomic_output(path) as tmp, open(tmp, "wb") as handle:
@@ -205,7 +225,7 @@ def run_embed(args: argparse.Namespace) -> int:
 
     with (
         _decoder(args.workers) as decode,
-        tqdm(total=len(jobs), desc=f"embedding ({args.kind})", unit="file") as bar,
+        tqdm(total=sum(map(len, batches)), desc=f"embedding ({args.kind})", unit="file") as bar,
     ):
         # decoding of the next batch runs in the workers while the encoder works on this one
         pending = decode([jobs[i][0] for i in batches[0]]) if batches else None
@@ -215,6 +235,10 @@ def run_embed(args: argparse.Namespace) -> int:
                 pending = decode([jobs[i][0] for i in batches[position + 1]])
             embed(batch, waves)
             bar.update(len(batch))
+    if ranks is not None:
+        ranks.barrier()
+        if ranks.rank != 0:
+            return 0
     print(
         f"wrote {len(jobs)} embeddings to {args.out} ({len(args.files) - len(jobs)} already "
         "present)"

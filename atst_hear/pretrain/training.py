@@ -168,8 +168,8 @@ def run_pretraining(
     trainer = build_trainer(
         out_dir,
         hardware,
-        # logs train/batches_per_sec (steps/s over the last 100 steps) and train/samples_per_sec
-        [*callbacks, saver, ThroughputMonitor(batch_size_fn=clips_in_batch)],
+        # logs train/device/batches_per_sec: steps/s over the last 20 steps
+        [*callbacks, saver, ThroughputMonitor(batch_size_fn=clips_in_batch, window_size=20)],
         recipe.log_every,
         progress,
         max_steps=stop,

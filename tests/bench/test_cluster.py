@@ -66,6 +66,7 @@ def test_shard_parsing_and_partition(small_suite):
     assert max(map(len, parts)) - min(map(len, parts)) <= 1
 
 
+@pytest.mark.slow
 def test_two_concurrent_shards_end_with_the_single_run_scores(small_suite, tmp_path, capsys):
     single = tmp_path / "single"
     common = ["bench", "--suite", str(small_suite), "--quiet", "--threads", "1"]
@@ -144,27 +145,29 @@ def test_a_unit_finished_elsewhere_is_reused(small_suite, tmp_path, monkeypatch)
 
 def test_submitit_local_job_array_matches_the_local_run(small_suite, tmp_path):
     pytest.importorskip("submitit")
-    local = run_benchmark(small_suite, tmp_path / "local", progress=False, threads=1)
+    # two units, two jobs of the array (each one a fresh Python process)
+    common = {"tasks": ["scene"], "progress": False, "threads": 1}
+    local = run_benchmark(small_suite, tmp_path / "local", **common)
     options = {"gpus_per_job": 0, "cpus_per_job": 1, "timeout_min": 10}
     arrayed = run_benchmark(
         small_suite,
         tmp_path / "array",
-        progress=False,
-        threads=1,
         launcher="submitit-local",
         launcher_options=options,
+        **common,
     )
     assert arrayed.summary.ok and sorted(arrayed.summary.done) == sorted(local.summary.done)
+    assert len(local.summary.done) == 2
     assert scores(tmp_path / "array") == scores(tmp_path / "local")
-    assert list((tmp_path / "array" / "jobs").iterdir())  # submitit's job folders and logs
+    assert len(list((tmp_path / "array" / "jobs").rglob("*_log.out"))) == 2  # one log per job
     again = run_benchmark(
         small_suite,
         tmp_path / "array",
-        progress=False,
         launcher="submitit-local",
         launcher_options=options,
+        **common,
     )
-    assert not again.summary.done and len(again.summary.reused) == local.n_units
+    assert not again.summary.done and len(again.summary.reused) == 2  # nothing submitted
 
 
 def test_launcher_options_are_checked():

@@ -182,6 +182,43 @@ def test_shipped_reference_tables_attribute_every_row():
 
 
 # --- deviations in the report -----------------------------------------------------------------
+def _one_row(protocol: str, params: dict, run_deviations: str = "") -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "model": ["m"],
+            "variant_of": [None],
+            "protocol": [protocol],
+            "valid_source": ["valid"],
+            "protocol_version": [2],
+            "params": [json.dumps(params)],
+            "run_deviations": [run_deviations],
+        }
+    )
+
+
+def test_finetune_and_sed_rows_name_their_deviations_from_the_official_recipe():
+    """Fine-tuning tests the best validation epoch where the official code tests the last one,
+    paper-linear on whole clips is not the official centre crop, and a changed sed value
+    departs from the DCASE recipe: the report must say so rather than present the rows as the
+    published recipe."""
+    finetune = get_protocol("finetune")
+    found = report.deviations("finetune", _one_row("finetune", finetune.defaults))
+    assert any("best validation epoch" in d for d in found)
+    found = report.deviations("finetune", _one_row("finetune", {"drop_path": 0.0}))
+    assert "drop_path = 0.0 (published: 0.1)" in found
+    linear = get_protocol("paper-linear")
+    found = report.deviations("paper-linear", _one_row("paper-linear", {"crop_seconds": None}))
+    assert "crop_seconds = None (published: 12.0)" in found
+    assert not any(
+        "crop" in d
+        for d in report.deviations("paper-linear", _one_row("paper-linear", linear.defaults))
+    )
+    sed = get_protocol("sed")
+    assert report.deviations("sed", _one_row("sed", sed.defaults)) == []
+    found = report.deviations("sed", _one_row("sed", {**sed.defaults, "epochs": 10}))
+    assert found == ["epochs = 10 (published: 100)"]
+
+
 def test_summary_marks_and_names_deviations():
     frame = pd.DataFrame(
         {

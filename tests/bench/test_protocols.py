@@ -21,6 +21,7 @@ from atst_hear.bench.protocols.batched import (
     seeded_generator,
 )
 from atst_hear.bench.protocols.data import hear_rotation, holdout_rotation
+from atst_hear.bench.protocols.finetune import unit_deviations as finetune_unit_deviations
 from atst_hear.bench.protocols.hear_mlp import grid_points, hear_events
 from atst_hear.bench.protocols.knn import knn_scores
 from atst_hear.bench.protocols.reference_mlp import reference_head
@@ -417,6 +418,7 @@ def test_sed_protocol_scores_and_curves(make_task, tmp_path):
     ):
         assert 0.0 <= result.scores[name] <= 2.0, name
     assert result.scores["event_f1_macro"] > 0.5 and result.details["best_epoch"] in (3, 7, 11)
+    assert "encoder frozen (finetune_mode: false)" in result.details["deviations"][0]
     curves = json.loads((workdir / "psd_roc.json").read_text())
     assert set(curves) == {"psds1", "psds2", "psds1_sed_scores_eval", "psds2_sed_scores_eval"}
     assert curves["psds1"]["value"] == result.scores["psds1"]
@@ -507,6 +509,7 @@ def test_sed_finetune_mode_trains_the_last_block(make_task, tmp_path):
     )
     (result,) = proto.run(ctx)
     assert result.details["encoder"] == "last block and final norm trained"
+    assert result.details["deviations"] == []
     assert 0.0 <= result.scores["psds1"] <= 1.0
     ctx.model = spec.with_options(n_blocks=2)
     with pytest.raises(ValueError, match="n_blocks: 1"):
@@ -605,9 +608,54 @@ def test_finetune_balanced_sampling_and_its_option_check(make_task, tmp_path):
     assert result.details["balanced_sampling"] is True and "mAP" in result.scores
     with pytest.raises(ValueError, match="balanced_sampling must be true or false"):
         proto.run(context({"balanced_sampling": "yes"}, tmp_path / "bad"))
+    # the official AudioSet mixup (ratio 0.5) draws its partner from the whole training set
+    audioset = proto.resolve_params({"mixup_alpha": 10.0, "mixup_ratio": 0.5})
+    assert "random training clip" in finetune_unit_deviations(audioset)[-1]
+    whole_batch = {"mixup_alpha": 0.5, "micro_batch": 512}
+    assert finetune_unit_deviations(proto.resolve_params(whole_batch)) == []
+    accumulated = finetune_unit_deviations(proto.resolve_params({"mixup_alpha": 0.5}))
+    assert accumulated == [
+        "finetune: the head's BatchNorm normalises over 64 clips at a time (official: the "
+        "whole synchronised batch of 512)"
+    ]
     for ratio in ("0.5", 1.5, True):
         with pytest.raises(ValueError, match=r"mixup_ratio must be a number in \[0, 1\]"):
             proto.run(context({"mixup_alpha": 10.0, "mixup_ratio": ratio}, tmp_path / "bad"))
+
+
+def test_finetune_trains_with_the_official_stochastic_depth(make_task, tmp_path, monkeypatch):
+    """The official fine-tuning encoders keep ``drop_path_rate`` 0.1 (linear in depth), never
+    the 0 of a frozen encoder."""
+    from atst_hear.bench.protocols import finetune
+
+    rates, original = [], finetune.TaskClassifier
+
+    def recording(encoder, *args, **kwargs):
+        rates.append([block.drop_path.rate for block in encoder.blocks])
+        return original(encoder, *args, **kwargs)
+
+    monkeypatch.setattr(finetune, "TaskClassifier", recording)
+    task_dir = make_task("multiclass", n_train=4, n_eval=2)
+    spec = ModelSpec("frame", "atst_hear.hear.frame", options={"random_init": "tiny"})
+    proto = get_protocol("finetune")
+    params = {"epochs": 1, "batch_size": 4, "micro_batch": 4, "warmup_epochs": 0}
+    ctx = UnitContext(
+        TaskFolder.open(task_dir),
+        spec,
+        EmbeddingCache(tmp_path / "cache", progress=False),
+        proto.resolve_params({**params, "num_workers": 0}),
+        0,
+        "test",
+        tmp_path / "unit",
+        progress=False,
+    )
+    (result,) = proto.run(ctx)
+    (used,) = rates
+    assert used == pytest.approx(torch.linspace(0, 0.1, len(used)).tolist())
+    assert result.details["drop_path"] == 0.1 and result.details["deviations"] == []
+    ctx.params = proto.resolve_params({**params, "num_workers": 0, "drop_path": True})
+    with pytest.raises(ValueError, match="drop_path must be a number"):
+        proto.run(ctx)
 
 
 def test_batched_grid_selects_like_one_model_at_a_time(tmp_path):

@@ -7,6 +7,8 @@ Recipe (``docs/fidelity.md``), run by the shared stack :mod:`atst_hear.finetunin
   ``Linear`` (N(0, 0.01) weights, zero bias);
 * input: the centre ``crop_seconds`` (12 s, ``FinetuneTrainTransform`` /
   ``FinetuneEvalTransform``) of every clip, unpadded, for training, validation and test alike;
+* stochastic depth ``drop_path`` 0.1 (linear in depth, as the official encoders' default
+  ``drop_path_rate``) while training;
 * SGD, momentum 0.9, no weight decay, gradient norm clipped at 3, per-step linear warm-up then
   cosine to 1e-6, learning rate = shell value x ``batch_size / 256`` (total batch 512, reached
   with gradient accumulation over ``micro_batch``-sized steps);
@@ -44,6 +46,7 @@ from ...finetuning import (
     balanced_sampler,
     probabilities,
     set_learning_rate,
+    set_stochastic_depth,
     sgd_with_layer_decay,
     training_loss,
 )
@@ -89,10 +92,26 @@ def trainable_encoder(spec: ModelSpec) -> ATSTEncoder:
 
 class Finetune(Protocol):
     name = "finetune"
-    version = 2  # 2: also mAP over present classes; validation slices by group
+    version = 2  # 2: also mAP over present classes; validation slices by group; drop path 0.1
     map_convention = MAP_PRESENT_CLASSES
     description = "ATST paper fine-tuning: whole encoder, layer-wise lr decay 0.75, SGD, mixup+RRC"
     embedding_kind = None
+    deviations = (
+        "finetune: the best validation epoch is tested (official: the last epoch; AudioSet: "
+        "the best on the eval set)",
+        "finetune: the mixup bank is filled batch by batch (official: clip by clip in each "
+        "data-loader worker)",
+    )
+    published_params = (
+        "batch_size",
+        "lr_reference_batch",
+        "layer_decay",
+        "momentum",
+        "grad_clip",
+        "mixup_memory",
+        "crop_seconds",
+        "drop_path",
+    )
     defaults: dict[str, Any] = {
         "lr": 0.5,  # shell value; effective = lr * batch_size / 256
         "epochs": 50,
@@ -107,6 +126,7 @@ class Finetune(Protocol):
         "mixup_memory": 5000,
         "mixup_ratio": 1.0,  # share of clips mixed (official --mixup_ratio)
         "crop_seconds": 12.0,
+        "drop_path": 0.1,  # the official encoders' drop_path_rate, active while fine-tuning
         "balanced_sampling": False,
         "val_every": 1,
         "num_workers": 2,
@@ -126,7 +146,7 @@ class Finetune(Protocol):
         if score_spec(task.primary_score).event:
             raise ValueError(f"{task.path}: primary score {task.primary_score!r} needs events")
         model = TaskClassifier(
-            trainable_encoder(ctx.model),
+            set_stochastic_depth(trainable_encoder(ctx.model), params["drop_path"]),
             len(task.labels),
             generator=seeded_generator("finetune-head", ctx.seed, fold.name),
         ).to(ctx.device)
@@ -149,6 +169,8 @@ class Finetune(Protocol):
                     "validation_score": best_value,
                     "crop_seconds": float(params["crop_seconds"]),
                     "balanced_sampling": bool(params["balanced_sampling"]),
+                    "drop_path": float(params["drop_path"]),
+                    "deviations": unit_deviations(params),
                     "n_train": len(train),
                     "n_valid": len(valid),
                     "n_test": len(test),
@@ -182,6 +204,7 @@ class Finetune(Protocol):
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             generator.set_state(state["generator"])
+            _set_global_rng(state["global_rng"])
             if augment is not None:
                 augment.load_state_dict(state["augment"])
             start_epoch, step, best = state["epoch"] + 1, state["step"], tuple(state["best"])
@@ -228,6 +251,8 @@ class Finetune(Protocol):
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "generator": generator.get_state(),
+                    # stochastic depth draws from torch's global generators
+                    "global_rng": _global_rng(),
                     "augment": None if augment is None else augment.state_dict(),
                     "epoch": epoch,
                     "step": step,
@@ -270,6 +295,23 @@ def _check_params(params: dict[str, Any]) -> None:
         raise ValueError(f"finetune: crop_seconds must be positive, got {params['crop_seconds']!r}")
 
 
+def unit_deviations(params: dict[str, Any]) -> list[str]:
+    """How this unit's recipe departs from the official one beyond :attr:`Finetune.deviations`."""
+    found = []
+    if params["micro_batch"] < params["batch_size"]:
+        found.append(
+            f"finetune: the head's BatchNorm normalises over {params['micro_batch']} clips at a "
+            f"time (official: the whole synchronised batch of {params['batch_size']})"
+        )
+    if params["mixup_alpha"] is not None and float(params["mixup_ratio"]) < 1.0:
+        # only the official AudioSet path mixes a share of the clips, with a random partner
+        found.append(
+            "finetune: mixup partners come from the bank of the latest clips (official "
+            "AudioSet: a random training clip)"
+        )
+    return found
+
+
 def clip_dataset(task: TaskFolder, selection: FileSelection, params: dict[str, Any]) -> ClipDataset:
     paths, labels = [], []
     for split in selection.splits:
@@ -280,6 +322,19 @@ def clip_dataset(task: TaskFolder, selection: FileSelection, params: dict[str, A
                 labels.append(split_labels[name])
     targets = multi_hot(task, labels, f"{task.path} ({selection.describe()})")
     return ClipDataset(paths, targets, float(params["crop_seconds"]), task.sample_duration)
+
+
+def _global_rng() -> dict[str, Any]:
+    return {
+        "cpu": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def _set_global_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _save(path, obj) -> None:

@@ -38,7 +38,7 @@ class PaperLinear(Protocol):
     name = "paper-linear"
     version = 2  # 2: mAP over present classes; validation slices by group
     map_convention = MAP_PRESENT_CLASSES
-    published_params = ("epochs", "batch_size", "lr_reference_batch", "momentum")
+    published_params = ("epochs", "batch_size", "lr_reference_batch", "momentum", "crop_seconds")
     deviations = (
         "paper-linear: model selection on a validation split or a slice of the training data; "
         "the official code validates on the test fold for US8K and on the eval set for AudioSet",

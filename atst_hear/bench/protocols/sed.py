@@ -243,6 +243,18 @@ class SED(Protocol):
     version = 2
     description = "ATST paper DCASE head (strong + attention-pooled weak) on frozen frame tokens"
     embedding_kind = "timestamp"
+    published_params = (
+        "lr",
+        "epochs",
+        "warmup_epochs",
+        "batch_size",
+        "momentum",
+        "grad_clip",
+        "val_median_filter",
+        "test_median_filter",
+        "threshold",
+        "drop_path",
+    )
     defaults: dict[str, Any] = {
         "lr": 0.1,
         "epochs": 100,
@@ -322,6 +334,12 @@ class SED(Protocol):
                     "encoder": "last block and final norm trained"
                     if tokens is not None
                     else "frozen (the paper also trains the last block and final norm)",
+                    "deviations": []
+                    if tokens is not None
+                    else [
+                        "sed: encoder frozen (finetune_mode: false); the official DCASE recipe "
+                        "trains the last block and final norm"
+                    ],
                 },
             )
         ]
