@@ -317,8 +317,11 @@ class ATSTEmbedder(nn.Module):
                     clips = [group[row].clip for row in rows]
                     batch[rows, ..., :frames] = mel.frames(start, start + frames, clips)
             attended = torch.tensor([c.attended_tokens for c in group], device=self._device)
+            # under autocast (atst-hear embed --precision bf16) only the blocks run in low
+            # precision: the log-mel before them and the pooling after them stay float32
             raw = self.encoder(batch, n_blocks=self.n_blocks, token_lengths=attended)
-            normed = [self.encoder.final_norm(x) for x in raw]
+            raw = [x.float() for x in raw]
+            normed = [self.encoder.final_norm(x).float() for x in raw]
             consume(group, normed, raw)
 
     def _pooled(self, chunks: list[Chunk], normed: list[torch.Tensor], raw) -> torch.Tensor:

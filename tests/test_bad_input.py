@@ -192,6 +192,8 @@ def test_trust_checkpoint_string_never_unpickles_code(official_fixtures, tmp_pat
         ({"encoder": 1}, r"encoder must be one of \('teacher', 'student'\), got 1 \(int\)"),
         ({"random_init": "huge"}, r"random_init must be one of \('base', 'small', 'tiny'\)"),
         ({"n_block": 2}, r"atst_hear\.hear\.frame\.load_model: unknown options \['n_block'\]"),
+        ({"checkpoint_sha256": "abc"}, "checkpoint_sha256 must be 64 hexadecimal digits"),
+        ({"max_amplitude": "2"}, r"max_amplitude must be a positive number, got '2'"),
     ],
 )
 def test_option_types_and_names_are_checked(options, message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,6 +71,13 @@ def check_load_options(module_name: str, options: Mapping[str, Any]) -> dict[str
     require_int(values["max_batch_tokens"], f"{where}: max_batch_tokens", minimum=1)
     if values["max_amplitude"] is not None:
         require_positive(values["max_amplitude"], f"{where}: max_amplitude")
+    digest = values["checkpoint_sha256"]
+    if digest is not None and not (
+        isinstance(digest, str) and re.fullmatch(r"[0-9a-fA-F]{64}", digest)
+    ):
+        raise OptionError(
+            f"{where}: checkpoint_sha256 must be 64 hexadecimal digits, got {digest!r}"
+        )
     return values
 
 

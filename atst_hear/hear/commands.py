@@ -12,6 +12,7 @@ from pathlib import Path
 MODELS = ("frame", "clip", "c2f")
 # the sizes of models.encoder.ARCHS, spelled out so that building the CLI does not import torch
 RANDOM_INIT_SIZES = ("base", "small", "tiny")
+PRECISIONS = ("32", "bf16")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -72,6 +73,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     embed.add_argument(
         "--num-nodes", type=_positive_int, default=1, help="nodes of a --devices run (default 1)"
     )
+    embed.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="32",
+        help="32 (default): float32 throughout; bf16: the encoder blocks under bfloat16 "
+        "autocast (log-mel, pooling and the written arrays stay float32; docs/cluster.md)",
+    )
     embed.add_argument("--overwrite", action="store_true")
     _add_trust_flag(embed)
     embed.set_defaults(run=run_embed)
@@ -108,6 +116,17 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def precision_context(precision: str, device: str) -> contextlib.AbstractContextManager:
+    """What the encoder runs under for ``--precision``: nothing for 32, bf16 autocast else."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "32":
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
 
 def _add_trust_flag(parser: argparse.ArgumentParser) -> None:
@@ -187,6 +206,7 @@ def run_embed(args: argparse.Namespace) -> int:
         ranks = start_ranks(args.devices or 1, args.num_nodes, device)
         device = ranks.device
     model = module.load_model(args.checkpoint, **options).to(device)
+    precision = precision_context(args.precision, device)
     args.out.mkdir(parents=True, exist_ok=True)
 
     jobs = [
@@ -214,10 +234,13 @@ def run_embed(args: argparse.Namespace) -> int:
             return
         audio = torch.stack(waves).to(device)
         if args.kind == "scene":
-            for index, row in zip(batch, module.get_scene_embeddings(audio, model)):
+            with precision:
+                scenes = module.get_scene_embeddings(audio, model)
+            for index, row in zip(batch, scenes):
                 save(args.out / f"{jobs[index][1]}.npy", row)
         else:
-            embeddings, timestamps = module.get_timestamp_embeddings(audio, model)
+            with precision:
+                embeddings, timestamps = module.get_timestamp_embeddings(audio, model)
             for index, rows, times in zip(batch, embeddings, timestamps):
                 # timestamps first: the .npy is what marks a file as done
                 save(args.out / f"{jobs[index][1]}.timestamps.npy", times)
