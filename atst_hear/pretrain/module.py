@@ -131,7 +131,7 @@ class PretrainModule(L.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         recipe = self.recipe
         # learning rate and weight decay are set every step (on_train_batch_start); the fused
-        # kernel is the same AdamW, ~20x faster than the per-tensor loop on CPU (bench_pretrain.py)
+        # kernel is the same AdamW, 2-6x faster than the per-tensor loop on CPU (bench_pretrain.py)
         return torch.optim.AdamW(
             parameter_groups(self.model.student),
             lr=0.0,
