@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-slow lint format benchmark bench-embed clean hear-venv interop interop-full pretrain-demo
+.PHONY: install test test-slow lint format benchmark bench-embed gpu-check clean hear-venv interop interop-full pretrain-demo
 
 install: $(INSTALLED)
 
@@ -32,6 +32,11 @@ test-slow: install
 # embedding speed against the official code path (README "Speed"); writes results/bench_embed.json
 bench-embed: install
 	$(PY) benchmarks/bench_embed.py --json results/bench_embed.json
+
+# the prepared GPU check (docs/cluster.md, "GPU check"): under 8 min on one GPU, writes
+# results/gpu_check.json; GPU_CHECK_SMOKE=1 runs it on the CPU in seconds (output in runs/)
+gpu-check: install
+	VENV=$(VENV) bash benchmarks/gpu_check.sh
 
 # the main job: the demo suite offline, or the paper suite on real checkpoints and tasks
 benchmark: install

@@ -41,7 +41,6 @@ import numpy as np
 import torch
 
 from atst_hear.bench import provenance
-from atst_hear.bench.metrics import top1_accuracy
 from atst_hear.bench.protocols.batched import (
     BatchedHeads,
     HeadRun,
@@ -59,6 +58,7 @@ from atst_hear.bench.protocols.hear_mlp import (
 )
 from atst_hear.bench.protocols.reference_mlp import reference_head, train_reference
 from atst_hear.fileio import write_json_atomic
+from atst_hear.tasks.clip_metrics import top1_accuracy
 
 
 def synthetic_task(n_train, n_valid, n_test, dim, classes, seed=0):

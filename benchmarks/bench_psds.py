@@ -34,8 +34,9 @@ def noisy_case(n_clips: int, n_classes: int = 10, seconds: float = 10.0, seed: i
     """``EventPredictions`` of the benchmark case (deterministic for a seed)."""
     import numpy as np
 
-    from atst_hear.bench.metrics import EventPredictions, FrameScores
-    from atst_hear.bench.taskfolder import Event
+    from atst_hear.tasks.decoding import FrameScores
+    from atst_hear.tasks.folder import Event
+    from atst_hear.tasks.scores import EventPredictions
 
     rng = np.random.default_rng(seed)
     hop_ms = 40.0
@@ -63,19 +64,18 @@ def noisy_case(n_clips: int, n_classes: int = 10, seconds: float = 10.0, seed: i
 
 
 def child(score: str, n_clips: int, median_filter: int) -> dict:
-    from atst_hear.bench import metrics
+    from atst_hear.tasks import psds
+    from atst_hear.tasks.event_metrics import import_quietly
 
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
     case = noisy_case(n_clips)
     frames = case.frame_scores.median_filtered(median_filter)
-    params = metrics.PSDS1 if score.startswith("psds1") else metrics.PSDS2
+    params = psds.PSDS1 if score.startswith("psds1") else psds.PSDS2
     compute = (
-        metrics.psds_from_scores
-        if score.endswith("sed_scores_eval")
-        else metrics.psds_eval_from_scores
+        psds.psds_from_scores if score.endswith("sed_scores_eval") else psds.psds_eval_from_scores
     )
-    metrics._quiet_import("psds_eval")  # import time (about 2 s) is not the score's
-    metrics._quiet_import("sed_scores_eval.intersection_based")
+    import_quietly("psds_eval")  # import time (about 2 s) is not the score's
+    import_quietly("sed_scores_eval.intersection_based")
     started = time.perf_counter()
     result = compute(frames, case.reference, case.durations_ms, params)
     value = None if result.value != result.value else round(result.value, 6)

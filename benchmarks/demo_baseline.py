@@ -10,7 +10,7 @@ to the file's background level, into a one-vs-rest logistic regression per frame
 hear-eval-kit's post-processing (250 ms median filter, threshold 0.5, events shorter than
 125 ms dropped) for the sed_eval scores, and the median-filtered frame scores for PSDS.
 
-Every score in a task's ``evaluation`` list is computed by ``atst_hear.bench.metrics``, as the
+Every score in a task's ``evaluation`` list is computed by ``atst_hear.tasks.scores``, as the
 benchmark runner computes it.
 
     .venv/bin/python benchmarks/demo_baseline.py [TASKS_DIR] [--seed N] [--tasks NAME ...]
@@ -41,13 +41,10 @@ from threadpoolctl import threadpool_limits
 
 from atst_hear.audio import SAMPLE_RATE, read_audio
 from atst_hear.bench.demo.suite import MANIFEST_FILE, generate_suite
-from atst_hear.bench.metrics import (
-    EventPredictions,
-    FrameScores,
-    compute_scores,
-    mean_average_precision,
-)
-from atst_hear.bench.taskfolder import TaskFolder
+from atst_hear.tasks.clip_metrics import mean_average_precision
+from atst_hear.tasks.decoding import FrameScores
+from atst_hear.tasks.folder import TaskFolder
+from atst_hear.tasks.scores import EventPredictions, compute_scores
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)
 HOP_MS = 10.0

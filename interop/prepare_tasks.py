@@ -23,8 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from atst_hear.bench.demo.suite import generate_suite
-from atst_hear.bench.taskfolder import HEAREVAL_SCORES, TaskFolder, validate_task_folder
 from atst_hear.fileio import write_json_atomic
+from atst_hear.tasks.folder import TaskFolder
+from atst_hear.tasks.scores import HEAREVAL_SCORES
+from atst_hear.tasks.validation import validate_task_folder
 
 # task -> demo scale. The scene tasks get about as many training clips as the fixtures'
 # embeddings have dimensions, and 256 (instruments, scale 8) or 800 (sounds, 5 folds at scale 4)

@@ -45,9 +45,9 @@ from pathlib import Path
 import numpy as np
 
 from atst_hear.bench.cache import EmbeddingCache, ModelSpec, slug
-from atst_hear.bench.taskfolder import TaskFolder
 from atst_hear.fileio import write_json_atomic, write_text_atomic
 from atst_hear.models.checkpoints import read_encoder_weights
+from atst_hear.tasks.folder import TaskFolder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prepare_tasks import TASK_SCALES, prepare  # noqa: E402

@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from atst_hear import cli
 from atst_hear.audio import AudioError, check_waveform_batch, decode_audio, read_audio
-from atst_hear.bench.taskfolder import validate_task_folder
 from atst_hear.hear import c2f, clip, frame
 from atst_hear.models import ATSTConfig, ATSTEncoder
 from atst_hear.models.checkpoints import (
@@ -30,6 +29,7 @@ from atst_hear.models.checkpoints import (
     save_safetensors,
 )
 from atst_hear.options import OptionError
+from atst_hear.tasks.validation import validate_task_folder
 
 
 @pytest.fixture(scope="module")

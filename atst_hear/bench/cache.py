@@ -36,7 +36,7 @@ from .. import __version__
 from ..audio import SAMPLE_RATE, read_audio
 from ..augment import centre_crop
 from ..fileio import atomic_output, sha256_file, write_json_atomic
-from .taskfolder import TaskFolder
+from ..tasks.folder import TaskFolder
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ def register_validate_task(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_validate_task(args: argparse.Namespace) -> int:
-    from .taskfolder import validate_task_folder
+    from ..tasks.validation import validate_task_folder
 
     failed = 0
     for task_dir in args.task_dirs:

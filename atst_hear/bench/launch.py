@@ -108,8 +108,9 @@ def run_job_array(
     jobs = executor.map_array(
         run_unit_job, list(units), [str(out)] * n, [device] * n, [threads] * n
     )
-    logger.info("submitted %d units as job array %s (logs in %s)", n, jobs[0].job_id, out / "jobs")
-    print(f"submitted {n} units as job array {jobs[0].job_id}; waiting (logs: {out / 'jobs'})")
+    logger.info(
+        "submitted %d units as job array %s; waiting (logs in %s)", n, jobs[0].job_id, out / "jobs"
+    )
     for job, unit in zip(jobs, units):
         try:
             status, message = job.result()
@@ -122,4 +123,4 @@ def run_job_array(
             summary.reused.append(unit.id)
         else:
             summary.failed[unit.id] = message
-            print(f"FAILED {unit.id}: {message}")
+            logger.error("FAILED %s: %s", unit.id, message)

@@ -58,10 +58,10 @@ from ..augment import centre_crop
 from ..embeddings import ATSTEmbedder
 from ..fileio import write_text_atomic
 from ..hear import api as hear_api
+from ..tasks.folder import TaskFolder
 from .cache import EmbeddingCache, ModelSpec, SplitEmbeddings, audio_source, stable_hash
 from .protocols import get_protocol
 from .protocols.base import UnitContext
-from .taskfolder import TaskFolder
 
 log = logging.getLogger(__name__)
 

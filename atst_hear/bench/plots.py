@@ -56,7 +56,8 @@ def chance_levels(frame: pd.DataFrame, out: Path) -> dict[tuple[str, str], float
     carry each label (the expected AP of random scores). AUC-ROC 0.5, d' 0. Event scores have no
     such level and get none.
     """
-    from .taskfolder import TaskFolder
+    from ..tasks.folder import TaskFolder
+    from .records import RESULT_FILE, UnitResult
 
     levels: dict[tuple[str, str], float] = {}
     if frame.empty:
@@ -67,9 +68,9 @@ def chance_levels(frame: pd.DataFrame, out: Path) -> dict[tuple[str, str], float
             continue
         if metric not in _UNIFORM_CHANCE and metric != "mAP":
             continue
-        result = out / rows.iloc[0].unit_dir / "result.json"
+        result = out / rows.iloc[0].unit_dir / RESULT_FILE
         try:
-            folder = TaskFolder.open(json.loads(result.read_text())["task"]["path"])
+            folder = TaskFolder.open(UnitResult.read(result).task["path"])
         except (OSError, KeyError, ValueError):
             continue  # the task folder moved: no chance line rather than a wrong one
         if folder.is_event or not folder.labels:

@@ -28,6 +28,7 @@ from . import provenance
 from .leaderboard import with_seed_statistics, write_leaderboard
 from .plots import chance_levels, plot_layer_curves, plot_psd_roc, plot_task_bars
 from .protocols import PROTOCOLS, get_protocol
+from .records import RESULT_FILE, UnitResult
 
 REFERENCE_COLUMNS = (
     "model",  # the suite's model ``reference`` name (model family), or "unattributed"
@@ -78,9 +79,9 @@ def collect_results(out: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Rows of every finished unit's folds, and the units whose last attempt failed."""
     rows, failures = [], []
     for result_dir in sorted({p.parent for p in (out / "units").rglob("*.json")}):
-        result_file, error_file = result_dir / "result.json", result_dir / "error.json"
+        result_file, error_file = result_dir / RESULT_FILE, result_dir / "error.json"
         if result_file.is_file():
-            rows += _rows(json.loads(result_file.read_text()), result_dir, out)
+            rows += _rows(UnitResult.read(result_file), result_dir, out)
         elif error_file.is_file():
             failures.append(json.loads(error_file.read_text()))
     frame = pd.DataFrame(rows)
@@ -92,34 +93,29 @@ def collect_results(out: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     return frame[_FIXED_COLUMNS + score_columns + _PROVENANCE_COLUMNS], failures
 
 
-def _rows(result: dict[str, Any], unit_dir: Path, out: Path) -> list[dict[str, Any]]:
-    model, task, recipe, prov = (
-        result["model"],
-        result["task"],
-        result["recipe"],
-        result["provenance"],
-    )
+def _rows(result: UnitResult, unit_dir: Path, out: Path) -> list[dict[str, Any]]:
+    model, task, recipe, prov = result.model, result.task, result.recipe, result.provenance
     rows = []
-    for fold in result["folds"]:
-        scores = {k: _float(v) for k, v in fold["scores"].items()}
+    for fold in result.folds:
+        scores = dict(fold.scores)
         rows.append(
             {
-                "model": result["unit"]["model"],
+                "model": result.unit.model,
                 "model_reference": model.get("reference"),
                 "variant_of": model.get("variant_of"),
                 "variant": json.dumps(model.get("variant") or {}, sort_keys=True),
-                "task": result["unit"]["task"],
+                "task": result.unit.task,
                 "task_reference": task.get("reference"),
-                "protocol": recipe["protocol"],
-                "seed": recipe["seed"],
-                "fold": fold["fold"],
-                "metric": fold["primary"],
-                "value": scores.get(fold["primary"], math.nan),
-                "valid_source": fold["valid_source"],
+                "protocol": recipe.protocol,
+                "seed": recipe.seed,
+                "fold": fold.fold,
+                "metric": fold.primary,
+                "value": scores.get(fold.primary, math.nan),
+                "valid_source": fold.valid_source,
                 **scores,
-                "protocol_version": recipe["version"],
-                "map_convention": recipe.get("map_convention", ""),
-                "params": json.dumps(recipe["params"], sort_keys=True),
+                "protocol_version": recipe.version,
+                "map_convention": recipe.map_convention,
+                "params": json.dumps(recipe.params, sort_keys=True),
                 "task_checksum": task.get("checksum"),
                 "checkpoint_sha256": model.get("checkpoint_sha256"),
                 "toolkit_version": prov.get("toolkit_version"),
@@ -127,18 +123,12 @@ def _rows(result: dict[str, Any], unit_dir: Path, out: Path) -> list[dict[str, A
                 "device": prov.get("machine", {}).get("device"),
                 "gpu": prov.get("machine", {}).get("gpu"),
                 "cpu": prov.get("machine", {}).get("cpu"),
-                "elapsed_s": result.get("elapsed_s"),
+                "elapsed_s": result.elapsed_s,
                 "unit_dir": str(unit_dir.relative_to(out)),
-                "run_deviations": "; ".join(fold.get("details", {}).get("deviations") or []),
+                "run_deviations": "; ".join(fold.details.get("deviations") or []),
             }
         )
     return rows
-
-
-def _float(value: Any) -> float:
-    if value is None:
-        return math.nan
-    return float(value)  # "inf" / "-inf" strings parse too
 
 
 # --- references -------------------------------------------------------------------------------

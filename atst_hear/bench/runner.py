@@ -29,6 +29,7 @@ refuses a second unsharded run, or a second copy of the same shard, on one folde
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -47,17 +48,20 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..fileio import write_json_atomic
+from ..tasks.folder import TaskFolder
 from . import provenance
 from .cache import EmbeddingCache, ModelSpec, slug, stable_hash, task_checksum
 from .outlock import exclusive_output
 from .protocols import get_protocol
 from .protocols.base import UnitContext, seed_everything
 from .protocols.data import weak_labels
+from .records import RESULT_FILE, RecipeRecord, ResultFileError, UnitIdentity, UnitResult
 from .suite import Suite, SuiteModel, check_checkpoint, open_task
-from .taskfolder import TaskFolder
 
 if TYPE_CHECKING:
     from .launch import LaunchOptions
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -252,14 +256,15 @@ def _model_info(model: SuiteModel, spec: ModelSpec) -> dict[str, Any]:
 
 
 def is_done(unit: Unit, out: Path) -> bool:
-    result = unit.workdir(out) / "result.json"
-    if not result.is_file():
+    path = unit.workdir(out) / RESULT_FILE
+    if not path.is_file():
         return False
     try:
-        stored = json.loads(result.read_text())
-    except json.JSONDecodeError:
+        stored = UnitResult.read(path)
+    except ResultFileError as err:
+        logger.warning("%s; running the unit again", err)
         return False
-    return stored.get("key_hash") == stable_hash(unit.key())
+    return stored.key_hash == stable_hash(unit.key())
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -318,7 +323,7 @@ def _run_locked(
     )
     summary = RunSummary(skipped=selection.skipped)
     if not selection.units:  # more shards than units
-        print(f"shard {shard.label} has no unit to run")
+        logger.info("shard %s has no unit to run", shard.label)
     pending = []
     for unit in selection.units:
         if is_done(unit, out):
@@ -326,8 +331,10 @@ def _run_locked(
         else:
             pending.append(unit)
     if summary.reused:
-        print(
-            f"{len(summary.reused)} of {len(selection.units)} units already finished; reusing them"
+        logger.info(
+            "%d of %d units already finished; reusing them",
+            len(summary.reused),
+            len(selection.units),
         )
     if launcher is not None:
         from .launch import run_job_array
@@ -432,7 +439,7 @@ def compute_embeddings(units: Sequence[Unit], out: Path, device: str, progress: 
                     cache.get(spec, task, split, kind, files=sorted(labels))
         except Exception as err:  # noqa: BLE001 - reported per unit, the run goes on
             failures[key] = f"{type(err).__name__}: {err}"
-            print(f"embedding {unit.model} on {unit.task} failed: {failures[key]}")
+            logger.error("embedding %s on %s failed: %s", unit.model, unit.task, failures[key])
     cache.release()
     return failures
 
@@ -511,33 +518,23 @@ def _execute_unit_locked(unit, out_path, workdir, device, threads, progress) -> 
         message = f"{type(err).__name__}: {err}"
         _write_error(unit, out_path, message, traceback.format_exc())
         return "failed", message
-    write_json_atomic(
-        workdir / "result.json",
-        {
-            "unit": {
-                "id": unit.id,
-                "model": unit.model,
-                "task": unit.task,
-                "protocol": unit.protocol,
-                "seed": unit.seed,
-                "fold": unit.fold,
-            },
-            "key_hash": stable_hash(unit.key()),
-            "model": unit.model_info,
-            "task": unit.task_info,
-            "recipe": {
-                "protocol": unit.protocol,
-                "version": get_protocol(unit.protocol).version,
-                "description": get_protocol(unit.protocol).description,
-                "map_convention": get_protocol(unit.protocol).map_convention,
-                "params": unit.params,
-                "seed": unit.seed,
-            },
-            "folds": [f.to_json() for f in folds],
-            "elapsed_s": round(time.time() - started, 3),
-            "provenance": provenance.collect(device),
-        },
-    )
+    UnitResult(
+        unit=UnitIdentity(unit.id, unit.model, unit.task, unit.protocol, unit.seed, unit.fold),
+        key_hash=stable_hash(unit.key()),
+        model=unit.model_info,
+        task=unit.task_info,
+        recipe=RecipeRecord(
+            protocol=unit.protocol,
+            version=protocol.version,
+            description=protocol.description,
+            map_convention=protocol.map_convention,
+            params=unit.params,
+            seed=unit.seed,
+        ),
+        folds=tuple(folds),
+        elapsed_s=round(time.time() - started, 3),
+        provenance=provenance.collect(device),
+    ).write(workdir / RESULT_FILE)
     (workdir / "error.json").unlink(missing_ok=True)
     return "done", ""
 

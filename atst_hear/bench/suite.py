@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from ..resources import shipped
+from ..tasks.folder import TaskFolder
 from .cache import ModelSpec
 from .overrides import apply_overrides
 from .protocols import get_protocol
-from .taskfolder import TaskFolder
 
 DEFAULT_SEEDS = [0, 1, 2]
 _SUITE_KEYS = {

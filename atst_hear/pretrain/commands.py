@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")
@@ -124,11 +123,6 @@ def run_pretrain(args: argparse.Namespace) -> int:
             seed=recipe.seed,
         )
         callbacks.append(OnlineProbe(settings, args.out))
-        # each evaluation's scores on the terminal too, unless the caller set up logging
-        probe_log = logging.getLogger(OnlineProbe.__module__)
-        if not probe_log.handlers and not logging.getLogger().handlers:
-            probe_log.addHandler(logging.StreamHandler())
-            probe_log.setLevel(logging.INFO)
     elif args.probe_every is not None or args.probe_student:
         raise ValueError("--probe-every and --probe-student need --probe TASK_DIR")
     run_pretraining(

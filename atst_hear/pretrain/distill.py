@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +48,6 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..bench.metrics import compute_scores, mean_average_precision, top1_accuracy
-from ..bench.taskfolder import TaskFolder
 from ..embeddings import COMPAT_MODES, finetune_embedding
 from ..fileio import write_json_atomic
 from ..finetuning import (
@@ -64,10 +63,15 @@ from ..finetuning import (
     training_loss,
     warmup_steps,
 )
+from ..tasks.clip_metrics import mean_average_precision, top1_accuracy
+from ..tasks.folder import TaskFolder
+from ..tasks.scores import compute_scores
 from .checkpoint import write_classifier_checkpoint
 from .module import step_seed
 from .recipes import TEACHER_MODES, RecipeError, RecipeFields
 from .training import Hardware, build_trainer, latest_checkpoint, resolve_recipe
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -393,7 +397,7 @@ def run_classifier_stage(
             k: v for k, v in training.state_dict().items() if k.startswith(("encoder.", "head."))
         }
         write_classifier_checkpoint(output, state, hyper, L.__version__)
-        print(f"wrote {output}")
+        logger.info("wrote %s", output)
     # the next stage reads this file on every rank
     trainer.strategy.barrier()
     return output
@@ -490,5 +494,5 @@ def run_distillation(
             "clip_teacher": evaluate(teacher, task, splits.test, recipe, device),
         }
         write_json_atomic(out_dir / "scores.json", scores)
-        print(json.dumps(scores, indent=1))
+        logger.info("test scores (also in %s): %s", out_dir / "scores.json", json.dumps(scores))
     return output

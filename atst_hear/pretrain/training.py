@@ -16,6 +16,7 @@ nodes: under ``torchrun`` or SLURM's ``srun`` Lightning takes ranks from the env
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from .checkpoint import write_release_checkpoint
 from .data import PretrainDataModule, open_source
 from .module import PretrainModule
 from .recipes import PretrainRecipe, RecipeError, RecipeFields, read_recipe, recipe_yaml
+
+logger = logging.getLogger(__name__)
 
 LAST_CHECKPOINT = "last.ckpt"
 
@@ -176,8 +179,11 @@ def run_pretraining(
         max_epochs=-1,
     )
     if trainer.is_global_zero:
-        print(
-            f"pre-training ATST-{recipe.flavour.capitalize()} {recipe.arch} on {source.description}"
+        logger.info(
+            "pre-training ATST-%s %s on %s",
+            recipe.flavour.capitalize(),
+            recipe.arch,
+            source.description,
         )
     trainer.fit(
         module, datamodule=datamodule, ckpt_path=latest_checkpoint(out_dir) if resume else None
@@ -188,7 +194,10 @@ def run_pretraining(
     if trainer.global_step < recipe.max_steps or not trainer.is_global_zero:
         return None
     release = write_release_checkpoint(last, out_dir / f"atst_{recipe.flavour}.ckpt")
-    print(
-        f"wrote {release} (step {trainer.global_step}; loads with atst_hear.hear.{recipe.flavour})"
+    logger.info(
+        "wrote %s (step %d; loads with atst_hear.hear.%s)",
+        release,
+        trainer.global_step,
+        recipe.flavour,
     )
     return release

@@ -22,7 +22,8 @@ import pytest
 import torch
 
 from atst_hear.audio import SAMPLE_RATE, write_wav
-from atst_hear.bench.taskfolder import Event, task_metadata, write_task_files
+from atst_hear.tasks.folder import Event
+from atst_hear.tasks.writing import task_metadata, write_task_files
 
 LABELS = ("high", "low", "mid")
 FREQUENCIES = {"high": 2400.0, "low": 300.0, "mid": 900.0}

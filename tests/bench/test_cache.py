@@ -5,7 +5,7 @@ import pytest
 
 from atst_hear.bench import baselines
 from atst_hear.bench.cache import EmbeddingCache, ModelSpec
-from atst_hear.bench.taskfolder import TaskFolder
+from atst_hear.tasks.folder import TaskFolder
 
 BASELINE = ModelSpec("logmel", "atst_hear.bench.baselines")
 

@@ -23,7 +23,7 @@ from atst_hear.bench.launch import LaunchOptions
 from atst_hear.bench.outlock import exclusive_output
 from atst_hear.bench.runner import Shard
 from atst_hear.bench.suite import load_suite
-from atst_hear.bench.taskfolder import TaskFolder
+from atst_hear.tasks.folder import TaskFolder
 
 LOGMEL = ModelSpec("logmel", "atst_hear.bench.baselines")
 QUICK_MLP = {"grid_points": 1, "grid_overrides": {"max_epochs": [6], "hidden_dim": [16]}}

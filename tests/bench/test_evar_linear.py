@@ -21,7 +21,7 @@ from atst_hear.bench.protocols.batched import (
 )
 from atst_hear.bench.protocols.evar_linear import crop_deviations, evar_models, standardise
 from atst_hear.bench.suite import load_suite
-from atst_hear.bench.taskfolder import GROUP_FILE, TaskFolder
+from atst_hear.tasks.folder import GROUP_FILE, TaskFolder
 
 BASELINE = ModelSpec("logmel", "atst_hear.bench.baselines")
 

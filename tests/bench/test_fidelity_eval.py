@@ -12,25 +12,16 @@ import pytest
 from atst_hear.bench import cache as cache_module
 from atst_hear.bench import report, runner
 from atst_hear.bench.cache import EmbeddingCache, ModelSpec, stable_hash
-from atst_hear.bench.metrics import (
-    MAP_ALL_CLASSES,
-    MAP_PRESENT_CLASSES,
-    clip_score,
-    compute_scores,
-)
 from atst_hear.bench.protocols import get_protocol
 from atst_hear.bench.protocols.data import (
     VALID_SLICE_BY_FILE,
     VALID_SLICE_BY_GROUP,
     holdout_rotation,
 )
-from atst_hear.bench.taskfolder import (
-    GROUP_FILE,
-    TaskFolder,
-    TaskFolderError,
-    validate_task_folder,
-    write_task_files,
-)
+from atst_hear.tasks.folder import GROUP_FILE, TaskFolder, TaskFolderError
+from atst_hear.tasks.scores import MAP_ALL_CLASSES, MAP_PRESENT_CLASSES, clip_score, compute_scores
+from atst_hear.tasks.validation import validate_task_folder
+from atst_hear.tasks.writing import write_task_files
 
 BASELINE = ModelSpec("logmel", "atst_hear.bench.baselines")
 REFERENCE_HEADER = (

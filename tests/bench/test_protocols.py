@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from atst_hear.bench.cache import EmbeddingCache, ModelSpec
-from atst_hear.bench.metrics import FrameScores
 from atst_hear.bench.protocols import get_protocol
 from atst_hear.bench.protocols.base import UnitContext
 from atst_hear.bench.protocols.batched import (
@@ -22,10 +21,10 @@ from atst_hear.bench.protocols.batched import (
 )
 from atst_hear.bench.protocols.data import hear_rotation, holdout_rotation
 from atst_hear.bench.protocols.finetune import unit_deviations as finetune_unit_deviations
-from atst_hear.bench.protocols.hear_mlp import grid_points, hear_events
+from atst_hear.bench.protocols.hear_mlp import grid_points
 from atst_hear.bench.protocols.knn import knn_scores
 from atst_hear.bench.protocols.reference_mlp import reference_head
-from atst_hear.bench.taskfolder import Event, TaskFolder
+from atst_hear.tasks.folder import TaskFolder
 
 BASELINE = ModelSpec("logmel", "atst_hear.bench.baselines")
 QUICK_MLP = {"grid_points": 2, "grid_overrides": {"max_epochs": [24], "hidden_dim": [64]}}
@@ -90,25 +89,6 @@ def test_grid_points_follow_hear_eval_kit():
     assert faster[0]["max_epochs"] == 10 and faster[0]["hidden_layers"] in (0, 1)
     with pytest.raises(ValueError, match="unknown hear-mlp grid 'huge'"):
         grid_points({"task_name": "x"}, "huge", 8)
-
-
-def test_hear_event_decoding_by_hand():
-    stamps = np.arange(10) * 100.0 + 50.0
-    probs = np.zeros((10, 2))
-    probs[1:4, 0] = 0.9  # a: frames 1-3 -> 150..350 ms, 200 ms long
-    probs[6, 1] = 0.9  # b: one frame, removed by a 3-frame median filter
-    probs[8:10, 1] = 0.6  # b: frames 8-9 -> 850..950 ms, 100 ms long
-    frames = FrameScores(["a", "b"], 100.0, {"f.wav": probs}, {"f.wav": stamps})
-    assert hear_events(frames, median_filter_ms=0, min_duration=0)["f.wav"] == [
-        Event("a", 150.0, 350.0),
-        Event("b", 650.0, 650.0),
-        Event("b", 850.0, 950.0),
-    ]
-    assert hear_events(frames, median_filter_ms=0, min_duration=125)["f.wav"] == [
-        Event("a", 150.0, 350.0)
-    ]
-    smoothed = hear_events(frames, median_filter_ms=300, min_duration=0)["f.wav"]
-    assert Event("b", 650.0, 650.0) not in smoothed and Event("a", 150.0, 350.0) in smoothed
 
 
 def test_hear_rotation_and_holdout(make_task):

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from atst_hear.bench.taskfolder import TaskFolder, task_metadata, write_task_files
+from atst_hear.tasks.folder import TaskFolder
+from atst_hear.tasks.writing import task_metadata, write_task_files
 
 SCENE_SIZE, TIMESTAMP_SIZE = 6, 4
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from atst_hear.audio import write_wav
-from atst_hear.bench.taskfolder import task_metadata, write_task_files
+from atst_hear.tasks.writing import task_metadata, write_task_files
 
 TONES = {"low": 300.0, "mid": 900.0, "high": 2400.0}
 
@@ -81,7 +81,12 @@ def tiny_recipe():
     return build_tiny_recipe
 
 
-def write_tone_task(folder: Path, per_split: dict[str, int], seed: int = 0) -> Path:
+def write_tone_task(
+    folder: Path,
+    per_split: dict[str, int],
+    seed: int = 0,
+    evaluation: tuple[str, ...] = ("top1_acc", "mAP"),
+) -> Path:
     """A multiclass trainvaltest task: each clip one tone (its label) over noise, 1 s."""
     rng = np.random.default_rng(seed)
     labels: dict[str, dict[str, list[str]]] = {}
@@ -93,7 +98,7 @@ def write_tone_task(folder: Path, per_split: dict[str, int], seed: int = 0) -> P
             write_wav(folder / "16000" / split / name, tone(TONES[label], 1.0, 16000, rng), 16000)
             labels[split][name] = [label]
     metadata = task_metadata(
-        "tones", "scene", "multiclass", "trainvaltest", list(per_split), 1.0, ["top1_acc", "mAP"]
+        "tones", "scene", "multiclass", "trainvaltest", list(per_split), 1.0, list(evaluation)
     )
     write_task_files(folder, metadata, labels)
     return folder

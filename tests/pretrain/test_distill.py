@@ -8,7 +8,6 @@ import pytest
 import torch
 
 import atst_hear.hear.c2f as hear_c2f
-from atst_hear.bench.taskfolder import TaskFolder
 from atst_hear.finetuning import TaskClassifier, load_classifier
 from atst_hear.models.checkpoints import CheckpointError, load_archive
 from atst_hear.models.encoder import ATSTConfig, ATSTEncoder, layer_decay_groups
@@ -18,6 +17,7 @@ from atst_hear.pretrain.distill import (
     run_distillation,
 )
 from atst_hear.pretrain.training import Hardware
+from atst_hear.tasks.folder import TaskFolder
 
 
 def encoder(flavour: str) -> ATSTEncoder:

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from ...tasks.folder import Event
+from ...tasks.writing import task_metadata
 from ..prepare.plan import Clip, Synthesis, TaskPlan
-from ..taskfolder import Event, task_metadata
 from .notes import FAMILIES, note
 from .sources import sound
 from .speech import Speaker, parse, utterance

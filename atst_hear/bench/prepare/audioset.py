@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from ...fileio import atomic_output, sha256_file
-from ..taskfolder import task_metadata
+from ...tasks.writing import task_metadata
 from .audioset_files import (
     CLIP_S,
     VERSION,

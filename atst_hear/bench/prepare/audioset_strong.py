@@ -12,7 +12,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from ..taskfolder import Event, task_metadata
+from ...tasks.folder import Event
+from ...tasks.writing import task_metadata
 from .audioset_files import CLIP_S, VERSION, AudioIndex, Coverage, metadata_file
 from .plan import BadInputs, Clip, TaskPlan
 

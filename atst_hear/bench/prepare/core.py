@@ -19,6 +19,7 @@ once for all datasets, in the modules this run strings together:
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,9 +29,11 @@ from ...audio import SAMPLE_RATE
 from ...fileio import write_text_atomic
 from . import DATASETS
 from .convert import resampler_name
-from .manifest import MANIFEST_NAME, build_manifest, manifest_text, print_summary, read_finished
+from .manifest import MANIFEST_NAME, build_manifest, log_summary, manifest_text, read_finished
 from .plan import BadInputs, Clip, TaskPlan, check_counts, check_plan
 from .writer import convert_resumable, publish, remove_unplanned_audio, write_task_folder
+
+logger = logging.getLogger(__name__)
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -70,12 +73,14 @@ def prepare(
         raise FileNotFoundError(f"{raw_dir}: raw dataset folder does not exist")
     if out_dir.exists():
         manifest = read_finished(out_dir, name, variant)
-        print(f"{out_dir}: already prepared ({len(manifest['clips'])} clips); remove it to redo it")
+        logger.info(
+            "%s: already prepared (%d clips); remove it to redo it", out_dir, len(manifest["clips"])
+        )
         return manifest
 
     converter = importlib.import_module(f"{__package__}.{DATASETS[name].module}")
     label = name if variant is None else f"{name} ({variant})"
-    print(f"{label}: reading the metadata of {raw_dir}", flush=True)
+    logger.info("%s: reading the metadata of %s", label, raw_dir)
     bad = BadInputs(skip_bad)
     plan: TaskPlan = converter.plan(raw_dir, variant, bad, **options)
     check_plan(plan)
@@ -93,11 +98,15 @@ def prepare(
     }
 
     def announce(reused: int) -> None:
-        print(
-            f"{label}: {len(clips)} clips, {reused} already converted; converting "
-            f"{len(clips) - reused} with {jobs} worker{'s' * (jobs > 1)} "
-            f"({signature['resampler']})",
-            flush=True,
+        logger.info(
+            "%s: %d clips, %d already converted; converting %d with %d worker%s (%s)",
+            label,
+            len(clips),
+            reused,
+            len(clips) - reused,
+            jobs,
+            "s" * (jobs > 1),
+            signature["resampler"],
         )
 
     records = convert_resumable(
@@ -113,7 +122,7 @@ def prepare(
     manifest = build_manifest(plan, done, records, raw_dir, bad, warnings, variant)
     write_text_atomic(partial / MANIFEST_NAME, manifest_text(manifest))
     publish(partial, out_dir)
-    print_summary(label, out_dir, manifest)
+    log_summary(label, out_dir, manifest)
     return manifest
 
 

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..taskfolder import Event, task_metadata
+from ...tasks.folder import Event
+from ...tasks.writing import task_metadata
 from .plan import BadInputs, Clip, TaskPlan
 from .reading import find_root, read_table
 

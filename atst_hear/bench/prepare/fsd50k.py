@@ -18,7 +18,7 @@ import csv
 import json
 from pathlib import Path
 
-from ..taskfolder import task_metadata
+from ...tasks.writing import task_metadata
 from .plan import BadInputs, Clip, TaskPlan
 from .reading import find_root, read_table
 

@@ -10,6 +10,7 @@ crash is ignored and its clip converted again.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,8 @@ from tqdm import tqdm
 from ...fileio import sha256_file
 from .convert import clip_path, source_stat
 from .plan import Clip
+
+logger = logging.getLogger(__name__)
 
 JOURNAL_NAME = "progress.jsonl"
 RECORD_KEYS = {"split", "file", "source", "source_stat", "sha256"}
@@ -55,7 +58,9 @@ class Journal:
                 header, records = _read_journal(path)
                 if header == signature:
                     return cls(path, records)
-                print(f"{partial}: left by a run with other settings ({header}); starting again")
+                logger.warning(
+                    "%s: left by a run with other settings (%s); starting again", partial, header
+                )
                 shutil.rmtree(partial)
         partial.mkdir(parents=True)
         path.write_text(json.dumps({"signature": signature}) + "\n", encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -10,11 +11,13 @@ from typing import Any
 
 from ... import __version__
 from ...audio import SAMPLE_RATE
-from ..taskfolder import Event
+from ...tasks.folder import Event
 from . import DATASETS
 from .convert import resampler_name
 from .journal import Records
 from .plan import BadInputs, Clip, TaskPlan
+
+logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 
@@ -101,20 +104,26 @@ def read_finished(out_dir: Path, name: str, variant: str | None) -> dict[str, An
     return manifest
 
 
-def print_summary(label: str, out_dir: Path, manifest: Mapping[str, Any]) -> None:
+def log_summary(label: str, out_dir: Path, manifest: Mapping[str, Any]) -> None:
     per_split = ", ".join(f"{s} {c['clips']}" for s, c in manifest["split_counts"].items())
-    print(f"{label}: wrote {out_dir} ({len(manifest['clips'])} clips: {per_split})")
+    logger.info("%s: wrote %s (%d clips: %s)", label, out_dir, len(manifest["clips"]), per_split)
     for note in manifest["notes"]:
-        print(f"  note: {note}")
+        logger.info("%s: note: %s", label, note)
     for warning in manifest["warnings"]:
-        print(f"  warning: {warning}")
+        logger.warning("%s: %s", label, warning)
     skipped = manifest["skipped"]
     if skipped:
-        print(f"  skipped {len(skipped)} bad entries (listed in {MANIFEST_NAME}):")
-        for entry in skipped[:20]:
-            print(f"    {entry['source']}: {entry['reason']}")
+        # one record, so that the list stays together between other processes' lines
+        shown = [f"    {entry['source']}: {entry['reason']}" for entry in skipped[:20]]
         if len(skipped) > 20:
-            print(f"    ... and {len(skipped) - 20} more")
+            shown.append(f"    ... and {len(skipped) - 20} more")
+        logger.warning(
+            "%s: skipped %d bad entries (listed in %s):\n%s",
+            label,
+            len(skipped),
+            MANIFEST_NAME,
+            "\n".join(shown),
+        )
 
 
 def _label_json(item: str | Event) -> str | dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..taskfolder import task_metadata
+from ...tasks.writing import task_metadata
 from .plan import BadInputs, Clip, TaskPlan
 from .reading import find_root
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..taskfolder import Event
+from ...tasks.folder import Event
 
 
 class BadInputError(ValueError):
@@ -73,7 +73,7 @@ class TaskPlan:
     dataset: str
     dataset_version: str
     converter_version: int
-    metadata: dict[str, Any]  # built with taskfolder.task_metadata
+    metadata: dict[str, Any]  # built with tasks.writing.task_metadata
     vocabulary: list[str]  # labelvocabulary.csv, in order
     clips: list[Clip]
     found_counts: dict[str, int] = field(default_factory=dict)  # what the raw dataset holds ...

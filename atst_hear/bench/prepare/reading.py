@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..taskfolder import task_metadata
+from ...tasks.writing import task_metadata
 from .plan import Clip
 
 SCENE_EVALUATION = ("top1_acc", "mAP", "d_prime", "aucroc")

@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...audio import AudioError, audio_info
-from ..taskfolder import task_metadata
+from ...tasks.writing import task_metadata
 from .plan import BadInputs, Clip, TaskPlan
 from .reading import find_root, read_lines
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..taskfolder import task_metadata
+from ...tasks.writing import task_metadata
 from .plan import BadInputs, Clip, TaskPlan
 from .reading import find_root, read_lines
 

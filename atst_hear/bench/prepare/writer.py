@@ -2,7 +2,7 @@
 
 Every source (dataset converters and the demo suite) converts its clips into a partial folder
 whose journal (:mod:`.journal`) lets an interrupted run resume, writes the task files there,
-checks them with :func:`~atst_hear.bench.taskfolder.validate_task_folder` and only then
+checks them with :func:`~atst_hear.tasks.validation.validate_task_folder` and only then
 renames the folder into place, so a folder under its final name is always complete.
 """
 
@@ -15,7 +15,8 @@ from typing import Any
 
 from ...audio import SAMPLE_RATE
 from ...fileio import write_json_atomic
-from ..taskfolder import validate_task_folder, write_task_files
+from ...tasks.validation import validate_task_folder
+from ...tasks.writing import write_task_files
 from .convert import convert_clips
 from .journal import JOURNAL_NAME, Journal, Records
 from .plan import BadInputs, Clip, TaskPlan

@@ -10,6 +10,7 @@ A unit returns one :class:`FoldResult` per test fold it covers; it may keep part
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...tasks.folder import TaskFolder
+from ...tasks.scores import MAP_ALL_CLASSES
 from ..cache import EmbeddingCache, ModelSpec
-from ..metrics import MAP_ALL_CLASSES
-from ..taskfolder import TaskFolder
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,8 +39,7 @@ class UnitContext:
     progress: bool = True
 
     def log(self, message: str) -> None:
-        if self.progress:
-            print(f"[{self.model.name} {self.task.name} fold {self.fold}] {message}", flush=True)
+        logger.info("[%s %s fold %s] %s", self.model.name, self.task.name, self.fold, message)
 
 
 @dataclass
@@ -85,7 +87,7 @@ class Protocol:
     defaults: dict[str, Any] = {}
     embedding_kind: str | None = None  # "scene" | "timestamp" | "task" (by task) | None (raw audio)
     seeded: bool = True  # False: results do not depend on the seed, one seed is enough
-    # how mAP treats classes without positives in the evaluated split (metrics.MAP_CONVENTIONS);
+    # how mAP treats classes without positives in the evaluated split (tasks.scores.MAP_CONVENTIONS);
     # recorded in every result's recipe
     map_convention: str = MAP_ALL_CLASSES
     # how the recipe departs from the published one it reproduces (shown in the report; a unit

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...tasks.decoding import FrameScores
+from ...tasks.folder import Event, EventDict, TaskFolder
 from ..cache import EmbeddingCache, ModelSpec, SplitEmbeddings
-from ..metrics import EventDict, FrameScores
-from ..taskfolder import Event, TaskFolder
 
 VALID_SLICE_BY_GROUP = "train-slice-by-group"
 VALID_SLICE_BY_FILE = "train-slice"

@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from ...tasks.scores import MAP_ALL_CLASSES, clip_score, compute_scores, score_spec
 from ..cache import ModelSpec
-from ..metrics import MAP_ALL_CLASSES, clip_score, compute_scores, score_spec
 from .base import FoldResult, Protocol, UnitContext, as_tensor
 from .batched import (
     BatchedHeads,

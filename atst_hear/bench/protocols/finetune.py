@@ -52,9 +52,9 @@ from ...finetuning import (
 )
 from ...models.checkpoints import load_encoder
 from ...models.encoder import ATSTConfig, ATSTEncoder
+from ...tasks.folder import TaskFolder
+from ...tasks.scores import MAP_PRESENT_CLASSES, clip_score, compute_scores, score_spec
 from ..cache import ModelSpec, audio_source
-from ..metrics import MAP_PRESENT_CLASSES, clip_score, compute_scores, score_spec
-from ..taskfolder import TaskFolder
 from .base import FoldResult, Protocol, UnitContext
 from .batched import seeded_generator
 from .data import FileSelection, holdout_rotation, multi_hot, select_folds

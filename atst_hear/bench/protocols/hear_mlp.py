@@ -40,16 +40,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from scipy import ndimage
 
 from ...fileio import atomic_output, write_json_atomic
-from ..metrics import (
-    EventPredictions,
-    FrameScores,
-    compute_scores,
-    score_spec,
-)
-from ..taskfolder import Event
+from ...tasks.scores import EventPredictions, compute_scores, score_spec
 from .base import ALL_FOLDS, FoldResult, Protocol, UnitContext, as_tensor
 from .batched import (
     BatchedHeads,
@@ -138,35 +131,6 @@ def postprocessing_grid(metadata: Mapping[str, Any]) -> list[Postprocessing]:
     return [tuple(point.items()) for point in ParameterGrid(grid)]
 
 
-def hear_events(
-    frames: FrameScores,
-    median_filter_ms: float,
-    min_duration: float,
-    threshold: float = EVENT_THRESHOLD,
-) -> dict[str, list[Event]]:
-    """hear-eval-kit's decoding: median filter, threshold, runs from first to last timestamp."""
-    events = {}
-    for name, scores in frames.scores.items():
-        order = np.argsort(frames.timestamps[name], kind="stable")
-        stamps, probs = np.asarray(frames.timestamps[name], float)[order], scores[order]
-        if median_filter_ms and len(stamps) > 1:
-            width = int(round(median_filter_ms / float(np.mean(np.diff(stamps)))))
-            if width:
-                probs = ndimage.median_filter(probs, size=(width, 1))
-        active = probs > threshold
-        found = []
-        for label in range(active.shape[1]):
-            rows = np.flatnonzero(active[:, label])
-            if not len(rows):
-                continue
-            for run in np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1):
-                start, end = float(stamps[run[0]]), float(stamps[run[-1]])
-                if end - start >= min_duration:
-                    found.append(Event(frames.labels[label], start, end))
-        events[name] = sorted(found, key=lambda e: e.start)
-    return events
-
-
 # --- evaluation of predictions ---------------------------------------------------------------
 @dataclass
 class Evaluator:
@@ -198,7 +162,12 @@ class Evaluator:
         when one of ``names`` needs them."""
         frames = self.data.frame_scores(probs, self.labels)
         settings = dict(pp)
-        events = hear_events(frames, settings["median_filter_ms"], settings["min_duration"])
+        events = frames.decode(
+            EVENT_THRESHOLD,
+            extent="centres",
+            median_filter_ms=settings["median_filter_ms"],
+            min_duration_ms=settings["min_duration"],
+        )
         smoothed = None
         if any(score_spec(n).frame_scores for n in names):
             width = int(round(settings["median_filter_ms"] / max(self.data.hop_ms, 1e-9)))

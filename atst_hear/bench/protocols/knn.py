@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..metrics import compute_scores, score_spec
+from ...tasks.scores import compute_scores, score_spec
 from .base import FoldResult, Protocol, UnitContext
 from .data import FileSelection, load_scene
 

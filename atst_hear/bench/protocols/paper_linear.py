@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..metrics import MAP_PRESENT_CLASSES, clip_score, compute_scores, score_spec
+from ...tasks.scores import MAP_PRESENT_CLASSES, clip_score, compute_scores, score_spec
 from .base import FoldResult, Protocol, UnitContext, as_tensor
 from .batched import (
     BatchedHeads,

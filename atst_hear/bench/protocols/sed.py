@@ -47,18 +47,10 @@ from ... import schedules
 from ...audio import SAMPLE_RATE, read_audio
 from ...fileio import write_json_atomic
 from ...finetuning import LastBlockTokens
+from ...tasks.event_metrics import event_based_scores
+from ...tasks.psds import PSDS1, PSDS2, intersection_f1, psds_eval_from_scores, psds_from_scores
+from ...tasks.scores import EventPredictions, compute_scores, score_spec
 from ..cache import audio_source
-from ..metrics import (
-    PSDS1,
-    PSDS2,
-    EventPredictions,
-    compute_scores,
-    event_based_scores,
-    intersection_f1,
-    psds_eval_from_scores,
-    psds_from_scores,
-    score_spec,
-)
 from .base import FoldResult, Protocol, UnitContext
 from .batched import seeded_generator
 from .data import (

@@ -6,9 +6,9 @@ import csv
 
 import pytest
 
-from atst_hear.bench.taskfolder import validate_task_folder
 from atst_hear.cli import main
 from atst_hear.resources import shipped
+from atst_hear.tasks.validation import validate_task_folder
 
 SUITE = shipped("suites", "demo")
 

@@ -19,8 +19,9 @@ from atst_hear.bench.demo.suite import MANIFEST_FILE, STAMP_KEY, generate_suite
 from atst_hear.bench.demo.tasks import EVENT_CLASSES, PITCHES, SOUNDS, TAGS, TASKS, WORDS
 from atst_hear.bench.prepare import convert as conversion
 from atst_hear.bench.prepare.plan import Clip, Synthesis
-from atst_hear.bench.taskfolder import TaskFolder, validate_task_folder
 from atst_hear.cli import main
+from atst_hear.tasks.folder import TaskFolder
+from atst_hear.tasks.validation import validate_task_folder
 
 TRAINVALTEST = ["train", "valid", "test"]
 FOLDS = [f"fold{i:02d}" for i in range(5)]

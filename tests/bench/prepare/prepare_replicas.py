@@ -14,7 +14,7 @@ import numpy as np
 import soundfile as sf
 
 from atst_hear.bench.prepare.core import prepare
-from atst_hear.bench.taskfolder import validate_task_folder
+from atst_hear.tasks.validation import validate_task_folder
 
 
 def write_tone(

@@ -17,9 +17,9 @@ from atst_hear.bench.prepare import audioset, commands
 from atst_hear.bench.prepare.audioset_files import youtube_ids
 from atst_hear.bench.prepare.audioset_strong import merge_overlaps
 from atst_hear.bench.prepare.plan import BadInputError
-from atst_hear.bench.taskfolder import Event, TaskFolder
 from atst_hear.cli import main
 from atst_hear.pretrain.data import AudioStream, open_source
+from atst_hear.tasks.folder import Event, TaskFolder
 
 CLASSES = [
     ("/m/09x0r", "Speech"),

@@ -9,7 +9,8 @@ def test_prepare_then_validate_task_accepts_the_folder(esc50_raw, tmp_path, caps
     out = tmp_path / "esc50"
     args = ["prepare", "esc50", str(esc50_raw), str(out), "--jobs", "1", "--allow-partial"]
     assert main(args) == 0
-    assert f"esc50: wrote {out}" in capsys.readouterr().out
+    # a status message, on stderr with the other log records
+    assert f"esc50: wrote {out}" in capsys.readouterr().err
     assert main(["validate-task", str(out)]) == 0
 
 

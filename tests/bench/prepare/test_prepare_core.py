@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from prepare_replicas import assert_valid, run, us8k_name
@@ -10,7 +11,8 @@ from prepare_replicas import assert_valid, run, us8k_name
 from atst_hear.bench.prepare import convert as conversion
 from atst_hear.bench.prepare.core import prepare
 from atst_hear.bench.prepare.plan import BadInputError, CountMismatchError
-from atst_hear.bench.taskfolder import TaskFolder, TaskFolderError, validate_task_folder
+from atst_hear.tasks.folder import TaskFolder, TaskFolderError
+from atst_hear.tasks.validation import validate_task_folder
 
 ESC50_CLIP = "3-1031-A-10.wav"  # fold 3, line 7 of esc50.csv
 ESC50_SOURCE = f"ESC-50-master/audio/{ESC50_CLIP}"
@@ -31,7 +33,8 @@ def test_missing_file_stops_with_its_name(esc50_raw, tmp_path):
     assert not out.exists() and not partial_of(out).exists()
 
 
-def test_skip_bad_lists_skipped_files_in_manifest_and_summary(esc50_raw, tmp_path, capsys):
+def test_skip_bad_lists_skipped_files_in_manifest_and_summary(esc50_raw, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="atst_hear")
     (esc50_raw / ESC50_SOURCE).unlink()
     out = tmp_path / "out"
     manifest = run("esc50", esc50_raw, out, skip_bad=True)
@@ -42,7 +45,7 @@ def test_skip_bad_lists_skipped_files_in_manifest_and_summary(esc50_raw, tmp_pat
     ]
     assert ESC50_CLIP not in TaskFolder.open(out).split_labels("fold02")
     assert len(manifest["clips"]) == 9
-    printed = capsys.readouterr().out
+    printed = caplog.text
     assert "skipped 1 bad entries" in printed and f"{ESC50_CLIP}: audio file is missing" in printed
 
 
@@ -151,7 +154,7 @@ def test_interrupted_run_never_looks_finished_and_resumes(esc50_raw, tmp_path, m
     assert {entry["file"] for entry in manifest["clips"]} == ESC50_CLIPS
 
 
-def test_partial_folder_of_other_settings_starts_again(esc50_raw, tmp_path, monkeypatch, capsys):
+def test_partial_folder_of_other_settings_starts_again(esc50_raw, tmp_path, monkeypatch, caplog):
     out = tmp_path / "out"
     _interrupt_after(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
@@ -166,7 +169,7 @@ def test_partial_folder_of_other_settings_starts_again(esc50_raw, tmp_path, monk
     converted = _count_conversions(monkeypatch)
     run("esc50", esc50_raw, out)
     assert sorted(converted) == sorted(ESC50_CLIPS)
-    assert "starting again" in capsys.readouterr().out
+    assert "starting again" in caplog.text
 
 
 def test_split_emptied_by_skipped_files_is_a_clear_error(us8k_raw, tmp_path):
@@ -186,14 +189,15 @@ def test_foreign_partial_folder_is_left_alone(esc50_raw, tmp_path):
 
 
 def test_finished_folder_is_not_redone_nor_overwritten(
-    esc50_raw, us8k_raw, tmp_path, monkeypatch, capsys
+    esc50_raw, us8k_raw, tmp_path, monkeypatch, caplog
 ):
+    caplog.set_level(logging.INFO, logger="atst_hear")
     out = tmp_path / "out"
     first = run("esc50", esc50_raw, out)
     converted = _count_conversions(monkeypatch)
 
     assert run("esc50", esc50_raw, out) == first
-    assert converted == [] and "already prepared" in capsys.readouterr().out
+    assert converted == [] and "already prepared" in caplog.text
     with pytest.raises(ValueError, match="already holds esc50"):
         run("us8k", us8k_raw, out)
     (tmp_path / "other").mkdir()

@@ -9,7 +9,7 @@ import pytest
 from prepare_replicas import DESED_WEAK, assert_valid, run, wav_shape
 
 from atst_hear.bench.prepare.plan import BadInputError
-from atst_hear.bench.taskfolder import Event, TaskFolder
+from atst_hear.tasks.folder import Event, TaskFolder
 
 
 def test_desed_event_times_in_ms_clipped_and_empty_files_listed(desed_raw, tmp_path):

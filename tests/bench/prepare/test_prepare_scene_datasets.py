@@ -21,8 +21,8 @@ from prepare_replicas import (
     wav_shape,
 )
 
-from atst_hear.bench.taskfolder import TaskFolder
 from atst_hear.fileio import sha256_file
+from atst_hear.tasks.folder import TaskFolder
 
 FOLDS_5 = [f"fold{k:02d}" for k in range(5)]
 FOLDS_10 = [f"fold{k:02d}" for k in range(10)]

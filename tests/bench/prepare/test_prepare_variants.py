@@ -8,7 +8,7 @@ import pytest
 from prepare_replicas import NSYNTH_NOTES, assert_valid, run, wav_shape, write_tone
 
 from atst_hear.bench.prepare.plan import BadInputError
-from atst_hear.bench.taskfolder import TaskFolder
+from atst_hear.tasks.folder import TaskFolder
 
 
 def test_spcv2_35_uses_the_official_lists(spcv2_raw, tmp_path):

@@ -10,8 +10,33 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from atst_hear.bench import metrics as M
-from atst_hear.bench.taskfolder import Event
+from atst_hear.tasks.clip_metrics import (
+    aucroc,
+    chroma_accuracy,
+    d_prime,
+    mean_average_precision,
+    top1_accuracy,
+)
+from atst_hear.tasks.decoding import FrameScores, active_runs
+from atst_hear.tasks.event_metrics import event_based_scores, segment_based_error_rate
+from atst_hear.tasks.folder import Event, TaskFolderError
+from atst_hear.tasks.psds import (
+    PSDS1,
+    PSDS_THRESHOLDS,
+    intersection_f1,
+    merged_reference,
+    psds_from_operating_points,
+    psds_from_scores,
+)
+from atst_hear.tasks.scores import (
+    HEAREVAL_SCORES,
+    SCORE_SPECS,
+    SCORES,
+    EventPredictions,
+    compute_scores,
+    score_spec,
+)
+from atst_hear.tasks.writing import task_metadata
 
 # --- hand-computed cases -----------------------------------------------------------------------
 TARGETS = np.eye(3)[[0, 1, 2, 0]]
@@ -21,27 +46,27 @@ PREDICTIONS = np.array(
 
 
 def test_top1_and_chroma_accuracy_by_hand():
-    assert M.top1_accuracy(PREDICTIONS, TARGETS) == pytest.approx(0.5)
+    assert top1_accuracy(PREDICTIONS, TARGETS) == pytest.approx(0.5)
     # 14 pitch classes: class 13 is an octave above class 1
     targets = np.eye(14)[[1, 1, 2]]
     predictions = np.eye(14)[[13, 1, 3]]
-    assert M.chroma_accuracy(predictions, targets) == pytest.approx(2 / 3)
-    assert M.top1_accuracy(predictions, targets) == pytest.approx(1 / 3)
+    assert chroma_accuracy(predictions, targets) == pytest.approx(2 / 3)
+    assert top1_accuracy(predictions, targets) == pytest.approx(1 / 3)
 
 
 def test_mean_average_precision_by_hand():
     # class 0: positives are clips 0 and 3 with scores .7 and .2; ranking .7(+) .5(-) .2(+) .1(-)
     # AP = (1/1 + 2/3) / 2 = 5/6. class 1: positive clip 1 (.6) ranked second after .5? no:
     # scores .2 .6 .1 .5 -> .6(+) first: AP 1. class 2: positive clip 2 (.4) ranked first: AP 1.
-    assert M.mean_average_precision(PREDICTIONS, TARGETS) == pytest.approx((5 / 6 + 1 + 1) / 3)
+    assert mean_average_precision(PREDICTIONS, TARGETS) == pytest.approx((5 / 6 + 1 + 1) / 3)
 
 
 def test_mean_average_precision_classes_without_positives():
     targets = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0]])
     predictions = np.array([[0.9, 0.1, 0.5], [0.2, 0.8, 0.4], [0.6, 0.3, 0.2]])
     # hear-eval-kit: the empty class counts with AP 0; the paper's variant drops it
-    assert M.mean_average_precision(predictions, targets) == pytest.approx(2 / 3)
-    assert M.mean_average_precision(
+    assert mean_average_precision(predictions, targets) == pytest.approx(2 / 3)
+    assert mean_average_precision(
         predictions, targets, skip_classes_without_positives=True
     ) == pytest.approx(1.0)
 
@@ -50,15 +75,15 @@ def test_aucroc_and_d_prime_by_hand():
     # class 0 AUC: positives {.7, .2}, negatives {.1, .5}: pairs won 3 of 4 -> .75
     # class 1 AUC: positive .6 vs negatives .2 .1 .5 -> 1; class 2: .4 vs .1 .3 .3 -> 1
     aucs = np.array([0.75, 1.0, 1.0])
-    assert M.aucroc(PREDICTIONS, TARGETS) == pytest.approx(aucs.mean())
-    assert math.isinf(M.d_prime(PREDICTIONS, TARGETS))  # AUC 1 -> ppf(1) = inf, as in hear
+    assert aucroc(PREDICTIONS, TARGETS) == pytest.approx(aucs.mean())
+    assert math.isinf(d_prime(PREDICTIONS, TARGETS))  # AUC 1 -> ppf(1) = inf, as in hear
     softer = PREDICTIONS.copy()
     softer[1, 1] = 0.05  # class 1 positive now below 2 of 3 negatives... AUC 1/3
     softer[2, 2] = 0.31  # class 2 positive above all negatives still: AUC 1 -> make it 2/3
     softer[3, 2] = 0.35
     expected_auc = np.array([0.75, 0.0, 2 / 3])
     # class 1: .05 below .2, .1, .5 -> AUC 0
-    assert M.aucroc(softer, TARGETS) == pytest.approx(expected_auc.mean())
+    assert aucroc(softer, TARGETS) == pytest.approx(expected_auc.mean())
 
 
 def test_d_prime_finite_by_hand():
@@ -67,12 +92,12 @@ def test_d_prime_finite_by_hand():
     # class 0: positives .8 .4 vs negatives .6 .3 -> pairs (.8>.6,.8>.3,.4<.6,.4>.3) 3/4
     # class 1: positives .4 .7 vs negatives .2 .6 -> 3/4
     expected = stats.norm.ppf(0.75) * math.sqrt(2)
-    assert M.d_prime(predictions, targets) == pytest.approx(expected)
+    assert d_prime(predictions, targets) == pytest.approx(expected)
 
 
 def test_clip_scores_reject_mismatched_shapes():
     with pytest.raises(ValueError, match=r"\[n_clips, n_classes\]"):
-        M.top1_accuracy(np.zeros((3, 2)), np.zeros((3, 4)))
+        top1_accuracy(np.zeros((3, 2)), np.zeros((3, 4)))
 
 
 LABELS = ["a", "b"]
@@ -82,14 +107,14 @@ def test_event_onset_fms_by_hand():
     reference = {"f.wav": [Event("a", 1000, 2000), Event("b", 3000, 4000)]}
     predicted = {"f.wav": [Event("a", 1150, 1500), Event("b", 3300, 4000)]}
     # a: onset 150 ms off (inside the 200 ms collar) -> TP; b: 300 ms off -> FP and FN
-    scores = M.event_based_scores(predicted, reference, LABELS, t_collar=0.2)
+    scores = event_based_scores(predicted, reference, LABELS, t_collar=0.2)
     assert scores["precision"] == pytest.approx(0.5)
     assert scores["recall"] == pytest.approx(0.5)
     assert scores["f_measure"] == pytest.approx(0.5)
     # onset + offset (50 ms collar, 20 %): a's offset is 500 ms early -> nothing matches
-    strict = M.compute_scores(
+    strict = compute_scores(
         ["event_onset_offset_50ms_20perc_fms"],
-        M.EventPredictions(predicted, reference, LABELS),
+        EventPredictions(predicted, reference, LABELS),
     )
     assert strict["event_onset_offset_50ms_20perc_fms"] == pytest.approx(0.0)
 
@@ -99,7 +124,7 @@ def test_segment_error_rate_by_hand():
     predicted = {"f.wav": [Event("b", 0, 1000)]}
     # segment 1: a missed, b inserted -> 1 substitution; segment 2: a missed -> 1 deletion
     # ER = (S + D + I) / N = (1 + 1 + 0) / 2
-    result = M.segment_based_error_rate(predicted, reference, LABELS)
+    result = segment_based_error_rate(predicted, reference, LABELS)
     assert result["error_rate"] == pytest.approx(1.0)
     assert result["substitution_rate"] == pytest.approx(0.5)
     assert result["deletion_rate"] == pytest.approx(0.5)
@@ -116,13 +141,13 @@ def _frames(reference, durations, hop=40.0, noise=0.0, seed=0):
             active = (centres > event.start) & (centres < event.end)
             s[active, LABELS.index(event.label)] = 0.9
         scores[name], times[name] = s, centres
-    return M.FrameScores(LABELS, hop, scores, times)
+    return FrameScores(LABELS, hop, scores, times)
 
 
 def test_decode_and_active_runs_by_hand():
     active = np.array([[1, 0], [1, 1], [0, 1], [1, 0]], dtype=bool)
-    assert M.active_runs(active) == [(0, 0, 2), (1, 1, 3), (0, 3, 4)]
-    frames = M.FrameScores(
+    assert active_runs(active) == [(0, 0, 2), (1, 1, 3), (0, 3, 4)]
+    frames = FrameScores(
         LABELS, 40.0, {"f.wav": active.astype(float)}, {"f.wav": np.array([20.0, 60, 100, 140])}
     )
     events = frames.decode(0.5, {"f.wav": 150.0})["f.wav"]
@@ -136,20 +161,18 @@ def test_psds_perfect_and_empty_systems():
     }
     durations = {"f1.wav": 8000.0, "f2.wav": 8000.0}
     perfect = _frames(reference, durations)
-    inputs = M.EventPredictions(
-        perfect.decode(0.5, durations), reference, LABELS, perfect, durations
-    )
-    scores = M.compute_scores(
+    inputs = EventPredictions(perfect.decode(0.5, durations), reference, LABELS, perfect, durations)
+    scores = compute_scores(
         ["psds1", "psds2", "psds1_sed_scores_eval", "psds2_sed_scores_eval", "intersection_f1"],
         inputs,
     )
     for name, value in scores.items():
         assert value == pytest.approx(1.0, abs=0.02), name
-    silent = M.FrameScores(
+    silent = FrameScores(
         LABELS, 40.0, {k: np.zeros_like(v) for k, v in perfect.scores.items()}, perfect.timestamps
     )
-    empty = M.EventPredictions(silent.decode(0.5, durations), reference, LABELS, silent, durations)
-    assert M.compute_scores(["psds1", "psds1_sed_scores_eval"], empty) == {
+    empty = EventPredictions(silent.decode(0.5, durations), reference, LABELS, silent, durations)
+    assert compute_scores(["psds1", "psds1_sed_scores_eval"], empty) == {
         "psds1": 0.0,
         "psds1_sed_scores_eval": 0.0,
     }
@@ -183,15 +206,15 @@ def test_psds_libraries_on_noisy_scores():
                 -0.05, 0.05, active.sum()
             )
         scores[name], times[name] = s, centres
-    frames = M.FrameScores(LABELS, hop, scores, times).median_filtered(3)
-    ours = M.psds_from_operating_points(
-        {t: frames.decode(t, durations) for t in M.PSDS_THRESHOLDS},
+    frames = FrameScores(LABELS, hop, scores, times).median_filtered(3)
+    ours = psds_from_operating_points(
+        {t: frames.decode(t, durations) for t in PSDS_THRESHOLDS},
         reference,
         durations,
         LABELS,
-        M.PSDS1,
+        PSDS1,
     )
-    exact = M.psds_from_scores(frames, reference, durations, M.PSDS1)
+    exact = psds_from_scores(frames, reference, durations, PSDS1)
     score_frames = {
         f: create_score_dataframe(
             frames.scores[f], frames.boundaries(f, durations[f]) / 1000, LABELS
@@ -206,7 +229,7 @@ def test_psds_libraries_on_noisy_scores():
                 for f, ev in reference.items()
             },
             {f: d / 1000 for f, d in durations.items()},
-            thresholds=np.array(M.PSDS_THRESHOLDS),
+            thresholds=np.array(PSDS_THRESHOLDS),
             dtc_threshold=0.7,
             gtc_threshold=0.7,
             alpha_ct=0.0,
@@ -226,13 +249,13 @@ def test_intersection_f1_by_hand():
     scores = np.zeros((250, 2))
     scores[centres < 1000, 0] = 0.9
     scores[(centres > 8000) & (centres < 9000), 1] = 0.9
-    frames = M.FrameScores(LABELS, 40.0, {"f.wav": scores}, {"f.wav": centres})
+    frames = FrameScores(LABELS, 40.0, {"f.wav": scores}, {"f.wav": centres})
     # F1_a = 1, F1_b = 0: macro 0.5 (psds_eval would drop class b as NaN and report 1.0)
-    assert M.intersection_f1(frames, reference, {"f.wav": 10000.0}) == pytest.approx(0.5)
+    assert intersection_f1(frames, reference, {"f.wav": 10000.0}) == pytest.approx(0.5)
 
 
 def test_merged_reference_joins_overlapping_same_class_events():
-    merged = M.merged_reference(
+    merged = merged_reference(
         {"f.wav": [Event("a", 0, 1000), Event("a", 800, 1500), Event("b", 900, 1000)]}
     )
     assert merged["f.wav"] == [Event("a", 0, 1500), Event("b", 900, 1000)]
@@ -240,7 +263,7 @@ def test_merged_reference_joins_overlapping_same_class_events():
 
 def test_unknown_score_name():
     with pytest.raises(ValueError, match="unknown score 'f1'"):
-        M.score_spec("f1")
+        score_spec("f1")
 
 
 # --- parity with hear-eval-kit's formulas ------------------------------------------------------
@@ -320,7 +343,7 @@ def test_clip_scores_equal_hear_eval_kit(seed):
     targets = np.eye(c)[rng.integers(0, c, n)]
     predictions = rng.dirichlet(np.ones(c), n)
     multilabel = (rng.uniform(size=(n, c)) < 0.2).astype(float)
-    ours = M.compute_scores(
+    ours = compute_scores(
         ["top1_acc", "pitch_acc", "chroma_acc", "mAP", "d_prime", "aucroc"], predictions, targets
     )
     assert ours["top1_acc"] == _hear_top1(predictions, targets)
@@ -329,7 +352,7 @@ def test_clip_scores_equal_hear_eval_kit(seed):
     assert ours["mAP"] == pytest.approx(_hear_map(predictions, targets))
     np.testing.assert_equal(ours["d_prime"], _hear_dprime(predictions, targets))
     np.testing.assert_equal(ours["aucroc"], _hear_aucroc(predictions, targets))
-    assert M.mean_average_precision(predictions, multilabel) == pytest.approx(
+    assert mean_average_precision(predictions, multilabel) == pytest.approx(
         _hear_map(predictions, multilabel)
     )
 
@@ -365,8 +388,8 @@ def test_event_scores_equal_hear_eval_kit():
     for value in predicted.values():
         for e in value:
             e["start"] = min(max(0.0, e["start"]), e["end"] - 1)
-    inputs = M.EventPredictions(predicted, reference, labels)
-    ours = M.compute_scores(
+    inputs = EventPredictions(predicted, reference, labels)
+    ours = compute_scores(
         [
             "event_onset_200ms_fms",
             "event_onset_50ms_fms",
@@ -410,7 +433,22 @@ def test_event_scores_equal_hear_eval_kit():
             assert ours[f"{name}_{key}"] == pytest.approx(value), (name, key)
 
 
-def test_every_task_score_name_has_an_implementation():
-    from atst_hear.bench.taskfolder import SCORES
-
-    assert set(SCORES) == set(M.SCORE_SPECS)
+def test_score_names_come_from_the_one_score_table():
+    assert tuple(SCORE_SPECS) == SCORES and set(HEAREVAL_SCORES) < set(SCORES)
+    # heareval/score.py's available_scorers, in its order
+    assert HEAREVAL_SCORES == (
+        "top1_acc",
+        "pitch_acc",
+        "chroma_acc",
+        "mAP",
+        "d_prime",
+        "aucroc",
+        "event_onset_200ms_fms",
+        "event_onset_50ms_fms",
+        "event_onset_offset_50ms_20perc_fms",
+        "segment_1s_er",
+    )
+    args = ("t", "scene", "multiclass", "trainvaltest", ["train", "valid", "test"], 1.0)
+    assert task_metadata(*args, list(SCORES))["evaluation"] == list(SCORES)
+    with pytest.raises(TaskFolderError, match="unknown score names \\['f1'\\]"):
+        task_metadata(*args, ["f1"])

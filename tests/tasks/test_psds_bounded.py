@@ -8,13 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atst_hear.bench import metrics
-from atst_hear.bench.metrics import PSDS1, PSDS2, FrameScores
-from atst_hear.bench.taskfolder import Event
+from atst_hear.tasks import psds
+from atst_hear.tasks.decoding import FrameScores
+from atst_hear.tasks.folder import Event
+from atst_hear.tasks.psds import PSDS1, PSDS2
+from atst_hear.tasks.scores import EventPredictions, compute_scores
 
 LABELS = ["alarm", "dog", "speech"]
 # a few of the 50 thresholds (psds_eval's public API is slow), up to three empty repeats
-THRESHOLDS = metrics.PSDS_THRESHOLDS[::5] + (0.93, 0.97)
+THRESHOLDS = psds.PSDS_THRESHOLDS[::5] + (0.93, 0.97)
 
 
 def case(n_files: int = 8, noise: float = 0.2, seed: int = 0):
@@ -40,7 +42,7 @@ def case(n_files: int = 8, noise: float = 0.2, seed: int = 0):
 
 def psds_eval_public_api(frames, reference, durations, params):
     """What psds_eval computes through its documented API (quadratic, unbatched)."""
-    evaluator = metrics._psds_eval(params, reference, durations, LABELS)
+    evaluator = psds._psds_eval(params, reference, durations, LABELS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i, threshold in enumerate(THRESHOLDS):
@@ -60,12 +62,10 @@ def test_batched_psds_eval_equals_the_public_api_exactly(params, monkeypatch):
     frames, reference, durations = case()
     expected, n_points = psds_eval_public_api(frames, reference, durations, params)
     assert n_points < len(THRESHOLDS)  # repeated operating points were skipped
-    monkeypatch.setattr(metrics, "PSDS_EVAL_BATCH_PAIRS", 40)  # many small batches
-    from_scores = metrics.psds_eval_from_scores(frames, reference, durations, params, THRESHOLDS)
+    monkeypatch.setattr(psds, "PSDS_EVAL_BATCH_PAIRS", 40)  # many small batches
+    from_scores = psds.psds_eval_from_scores(frames, reference, durations, params, THRESHOLDS)
     detections = {t: frames.decode(t, durations) for t in THRESHOLDS}
-    from_points = metrics.psds_from_operating_points(
-        detections, reference, durations, LABELS, params
-    )
+    from_points = psds.psds_from_operating_points(detections, reference, durations, LABELS, params)
     keep = expected.plt.xp <= params.max_efpr
     for result in (from_scores, from_points):
         assert result.not_computed_because is None
@@ -76,27 +76,27 @@ def test_batched_psds_eval_equals_the_public_api_exactly(params, monkeypatch):
 
 def test_fragmented_scores_give_nan_and_a_reason_quickly(monkeypatch, caplog):
     frames, reference, durations = case(n_files=40, noise=0.4)
-    monkeypatch.setattr(metrics, "PSDS_EVAL_MAX_PAIRS", 2_000)
+    monkeypatch.setattr(psds, "PSDS_EVAL_MAX_PAIRS", 2_000)
     monkeypatch.setattr(
-        metrics._Detections,
+        psds._Detections,
         "table",
         lambda *a, **k: pytest.fail("psds_eval ran although the budget was exceeded"),
     )
-    result = metrics.psds_eval_from_scores(frames, reference, durations, PSDS1)
+    result = psds.psds_eval_from_scores(frames, reference, durations, PSDS1)
     assert np.isnan(result.value) and not result.efpr
     assert "more than 2,000 detection x ground-truth pairs" in result.not_computed_because
     assert "within the first" in result.not_computed_because
     assert "PSDS (psds_eval) not computed" in caplog.text
-    detections = {t: frames.decode(t, durations) for t in metrics.PSDS_THRESHOLDS[:5]}
-    refused = metrics.psds_from_operating_points(detections, reference, durations, LABELS, PSDS2)
+    detections = {t: frames.decode(t, durations) for t in psds.PSDS_THRESHOLDS[:5]}
+    refused = psds.psds_from_operating_points(detections, reference, durations, LABELS, PSDS2)
     assert np.isnan(refused.value) and "in all" in refused.not_computed_because
     # the exact library has no such limit
-    assert np.isfinite(metrics.psds_from_scores(frames, reference, durations, PSDS1).value)
+    assert np.isfinite(psds.psds_from_scores(frames, reference, durations, PSDS1).value)
 
 
 def test_named_psds_score_is_nan_when_refused(monkeypatch):
     frames, reference, durations = case(n_files=6)
-    monkeypatch.setattr(metrics, "PSDS_EVAL_MAX_PAIRS", 10)
-    predictions = metrics.EventPredictions({}, reference, LABELS, frames, durations)
-    scores = metrics.compute_scores(["psds1", "psds1_sed_scores_eval"], predictions)
+    monkeypatch.setattr(psds, "PSDS_EVAL_MAX_PAIRS", 10)
+    predictions = EventPredictions({}, reference, LABELS, frames, durations)
+    scores = compute_scores(["psds1", "psds1_sed_scores_eval"], predictions)
     assert np.isnan(scores["psds1"]) and np.isfinite(scores["psds1_sed_scores_eval"])

@@ -1,278 +1,24 @@
-"""Scores, each delegating to the library the field uses for it.
-
-Clip-level scores take ``predictions`` (``[N, C]`` class scores) and ``targets`` (``[N, C]`` one-
-or multi-hot) and follow hear-eval-kit's formulas (``hear-contract.md`` §3.6): scikit-learn for
-mAP and ROC-AUC, scipy for d-prime. Event scores use sed_eval with hear-eval-kit's parameters;
-PSDS uses both psds_eval 0.5.3 (50 thresholds, the ATST paper's protocol) and sed_scores_eval
-(exact PSD-ROC); the two disagree by about a point and are always reported under separate names.
-
-Events are ``{file: [Event | {"label", "start", "end"}]}`` with times in milliseconds, as in
-HEAR task folders; frame scores are :class:`FrameScores`.
-"""
+"""PSDS with psds_eval 0.5.3 (50 thresholds, the ATST paper's protocol) and with sed_scores_eval
+(exact PSD-ROC), and sed_scores_eval's intersection F1. The two PSDS libraries disagree by
+about a point, so their values always carry separate names."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import warnings
-from collections import ChainMap
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-from scipy import ndimage, stats
 
-from .taskfolder import Event
+from .decoding import FrameScores
+from .event_metrics import import_quietly
+from .folder import Event, EventDict, as_event
 
 logger = logging.getLogger(__name__)
 
 PSDS_THRESHOLDS = tuple(np.arange(1 / 100, 1, 1 / 50).round(4).tolist())  # 0.01, 0.03, ..., 0.99
-
-
-# --- clip-level scores ----------------------------------------------------------------------
-def _check_matrix_pair(predictions: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, ...]:
-    predictions, targets = np.asarray(predictions, dtype=np.float64), np.asarray(targets)
-    if predictions.ndim != 2 or predictions.shape != targets.shape:
-        raise ValueError(
-            f"predictions and targets must both be [n_clips, n_classes]; got "
-            f"{predictions.shape} and {targets.shape}"
-        )
-    if len(predictions) == 0:
-        raise ValueError("cannot score an empty set of predictions")
-    return predictions, targets
-
-
-def top1_accuracy(predictions: np.ndarray, targets: np.ndarray) -> float:
-    """Fraction of clips whose highest-scoring class is the target's (first) class."""
-    predictions, targets = _check_matrix_pair(predictions, targets)
-    return float(np.mean(predictions.argmax(axis=1) == targets.argmax(axis=1)))
-
-
-def chroma_accuracy(predictions: np.ndarray, targets: np.ndarray) -> float:
-    """Top-1 accuracy ignoring octave errors: class indices compared modulo 12 (NSynth pitch)."""
-    predictions, targets = _check_matrix_pair(predictions, targets)
-    return float(np.mean(predictions.argmax(axis=1) % 12 == targets.argmax(axis=1) % 12))
-
-
-def mean_average_precision(
-    predictions: np.ndarray, targets: np.ndarray, skip_classes_without_positives: bool = False
-) -> float:
-    """Macro-averaged average precision (scikit-learn).
-
-    hear-eval-kit averages over every class, including classes with no positive clip (whose AP
-    scikit-learn sets to 0); the ATST paper's linear evaluation drops those classes
-    (``skip_classes_without_positives=True``).
-    """
-    from sklearn.metrics import average_precision_score
-
-    predictions, targets = _check_matrix_pair(predictions, targets)
-    if skip_classes_without_positives:
-        present = targets.sum(axis=0) > 0
-        if not present.any():
-            return float("nan")
-        predictions, targets = predictions[:, present], targets[:, present]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="No positive class found")
-        return float(average_precision_score(targets, predictions, average="macro"))
-
-
-def d_prime(predictions: np.ndarray, targets: np.ndarray) -> float:
-    """Mean over classes of ``sqrt(2) * Phi^-1(AUC)``; NaN when some class's AUC is undefined.
-
-    Like hear-eval-kit, a class with AUC 1 makes the score ``inf``.
-    """
-    from sklearn.metrics import roc_auc_score
-
-    predictions, targets = _check_matrix_pair(predictions, targets)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            auc = roc_auc_score(targets, predictions, average=None)
-    except ValueError:
-        return float("nan")
-    with np.errstate(invalid="ignore"):  # AUC 1 and 0 in one task: inf - inf = NaN, as in hear
-        return float(np.mean(stats.norm().ppf(auc) * np.sqrt(2.0)))
-
-
-def aucroc(predictions: np.ndarray, targets: np.ndarray) -> float:
-    """Macro ROC-AUC (scikit-learn); NaN when some class's AUC is undefined."""
-    from sklearn.metrics import roc_auc_score
-
-    predictions, targets = _check_matrix_pair(predictions, targets)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return float(roc_auc_score(targets, predictions, average="macro"))
-    except ValueError:
-        return float("nan")
-
-
-# --- event scores (sed_eval) ----------------------------------------------------------------
-EventLike = Event | Mapping[str, Any]
-EventDict = Mapping[str, Sequence[EventLike]]
-
-
-def _as_event(item: EventLike) -> Event:
-    if isinstance(item, Event):
-        return item
-    return Event(str(item["label"]), float(item["start"]), float(item["end"]))
-
-
-def _quiet_import(name: str):
-    """Import an evaluation library without dcase_util's pkg_resources deprecation warning."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
-        return importlib.import_module(name)
-
-
-def _sed_eval():
-    return _quiet_import("sed_eval"), _quiet_import("dcase_util.containers").MetaDataContainer
-
-
-def _sed_eval_container(events: Sequence[EventLike], filename: str):
-    _, MetaDataContainer = _sed_eval()
-
-    rows = []
-    for item in events:
-        event = _as_event(item)
-        rows.append(
-            {
-                "event_label": event.label,
-                "event_onset": event.start / 1000.0,
-                "event_offset": event.end / 1000.0,
-                "file": filename,
-            }
-        )
-    return MetaDataContainer(rows)
-
-
-def _run_sed_eval(metrics, predicted: EventDict, reference: EventDict):
-    # hear-eval-kit evaluates every file that has predictions, one file at a time
-    for filename, estimated in predicted.items():
-        metrics.evaluate(
-            reference_event_list=_sed_eval_container(reference.get(filename, []), filename),
-            estimated_event_list=_sed_eval_container(estimated, filename),
-        )
-    overall = dict(ChainMap(*metrics.results_overall_metrics().values()))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # classes without events: mean of nothing
-        class_wise = metrics.results_class_wise_average_metrics()
-    return overall, class_wise
-
-
-def event_based_scores(
-    predicted: EventDict,
-    reference: EventDict,
-    labels: Sequence[str],
-    *,
-    t_collar: float,
-    evaluate_offset: bool = False,
-    percentage_of_length: float = 0.5,
-    empty_system_output_handling: str | None = None,
-) -> dict[str, float]:
-    """sed_eval event-based F-measure: overall (micro) and class-wise averaged (macro)."""
-    sed_eval, _ = _sed_eval()
-
-    kwargs = {}
-    if empty_system_output_handling is not None:
-        kwargs["empty_system_output_handling"] = empty_system_output_handling
-    metrics = sed_eval.sound_event.EventBasedMetrics(
-        event_label_list=[str(label) for label in labels],
-        evaluate_onset=True,
-        evaluate_offset=evaluate_offset,
-        t_collar=t_collar,
-        percentage_of_length=percentage_of_length,
-        **kwargs,
-    )
-    overall, class_wise = _run_sed_eval(metrics, predicted, reference)
-    return {
-        "f_measure": float(overall["f_measure"]),
-        "precision": float(overall["precision"]),
-        "recall": float(overall["recall"]),
-        "f_measure_macro": float(class_wise["f_measure"]["f_measure"]),
-    }
-
-
-def segment_based_error_rate(
-    predicted: EventDict, reference: EventDict, labels: Sequence[str], time_resolution: float = 1.0
-) -> dict[str, float]:
-    """sed_eval segment-based error rate (overall) with its components."""
-    sed_eval, _ = _sed_eval()
-
-    metrics = sed_eval.sound_event.SegmentBasedMetrics(
-        event_label_list=[str(label) for label in labels], time_resolution=time_resolution
-    )
-    overall, _ = _run_sed_eval(metrics, predicted, reference)
-    return {
-        "error_rate": float(overall["error_rate"]),
-        "substitution_rate": float(overall["substitution_rate"]),
-        "deletion_rate": float(overall["deletion_rate"]),
-        "insertion_rate": float(overall["insertion_rate"]),
-    }
-
-
-# --- frame scores, decoding and PSDS --------------------------------------------------------
-@dataclass
-class FrameScores:
-    """Per-file frame probabilities on a regular grid of frame centres.
-
-    ``scores[file]`` is ``[T, C]`` (columns in ``labels`` order), ``timestamps[file]`` the ``T``
-    frame centres in ms; frames are ``hop_ms`` long.
-    """
-
-    labels: list[str]
-    hop_ms: float
-    scores: dict[str, np.ndarray]
-    timestamps: dict[str, np.ndarray]
-
-    def median_filtered(self, frames: int) -> FrameScores:
-        """Scores smoothed over time with a ``frames``-long median filter (per class)."""
-        if frames <= 1:
-            return self
-        return FrameScores(
-            self.labels,
-            self.hop_ms,
-            {f: ndimage.median_filter(s, size=(frames, 1)) for f, s in self.scores.items()},
-            self.timestamps,
-        )
-
-    def boundaries(self, filename: str, duration_ms: float | None = None) -> np.ndarray:
-        """Frame edges in ms (``T + 1`` values), clipped to ``[0, duration_ms]``."""
-        centres = np.asarray(self.timestamps[filename], dtype=np.float64)
-        edges = np.concatenate([centres - self.hop_ms / 2, centres[-1:] + self.hop_ms / 2])
-        edges = np.clip(edges, 0.0, None)
-        if duration_ms is not None:
-            edges = np.minimum(edges, duration_ms)
-        return edges
-
-    def decode(self, threshold: float, durations_ms: Mapping[str, float] | None = None):
-        """Events from runs of frames above ``threshold`` (DCASE decoding: frame edges)."""
-        events: dict[str, list[Event]] = {}
-        for filename, scores in self.scores.items():
-            duration = None if durations_ms is None else durations_ms.get(filename)
-            edges = self.boundaries(filename, duration)
-            events[filename] = [
-                Event(self.labels[c], float(edges[start]), float(edges[stop]))
-                for c, start, stop in active_runs(scores > threshold)
-                if edges[stop] > edges[start]
-            ]
-        return events
-
-
-def active_runs(active: np.ndarray) -> list[tuple[int, int, int]]:
-    """``(class, first_frame, end_frame_exclusive)`` of every run of True in a ``[T, C]`` mask."""
-    padded = np.zeros((active.shape[0] + 2, active.shape[1]), dtype=np.int8)
-    padded[1:-1] = active
-    changes = np.diff(padded, axis=0)
-    runs = []
-    for c in range(active.shape[1]):
-        starts = np.flatnonzero(changes[:, c] == 1)
-        stops = np.flatnonzero(changes[:, c] == -1)
-        runs.extend((c, int(a), int(b)) for a, b in zip(starts, stops))
-    runs.sort(key=lambda run: (run[1], run[0]))
-    return runs
 
 
 @dataclass(frozen=True)
@@ -316,7 +62,7 @@ def merged_reference(reference: EventDict) -> dict[str, list[Event]]:
     merged: dict[str, list[Event]] = {}
     for filename, items in reference.items():
         by_label: dict[str, list[Event]] = {}
-        for event in sorted((_as_event(i) for i in items), key=lambda e: (e.label, e.start)):
+        for event in sorted((as_event(i) for i in items), key=lambda e: (e.label, e.start)):
             runs = by_label.setdefault(event.label, [])
             if runs and event.start <= runs[-1].end:
                 runs[-1] = Event(event.label, runs[-1].start, max(runs[-1].end, event.end))
@@ -345,7 +91,7 @@ def _psds_eval_tables(reference: EventDict, durations_ms: Mapping[str, float]):
 
 
 def _psds_eval(params: PSDSParams, reference, durations_ms, labels):
-    PSDSEval = _quiet_import("psds_eval").PSDSEval
+    PSDSEval = import_quietly("psds_eval").PSDSEval
 
     ground_truth, metadata = _psds_eval_tables(reference, durations_ms)
     return PSDSEval(
@@ -370,7 +116,7 @@ def psds_from_operating_points(
     files = sorted({f for t in thresholds for f in detections_by_threshold[t]})
     names = list(labels) + sorted(
         {
-            _as_event(e).label
+            as_event(e).label
             for t in thresholds
             for events in detections_by_threshold[t].values()
             for e in events
@@ -461,7 +207,7 @@ class _Detections:
             (k, file_index[f], label_index[e.label], e.start / 1000.0, e.end / 1000.0)
             for k, t in enumerate(thresholds)
             for f in sorted(by_threshold[t])
-            for e in map(_as_event, by_threshold[t][f])
+            for e in map(as_event, by_threshold[t][f])
         ]
         columns = np.array(rows, dtype=np.float64).reshape(-1, 5).T
         columns = columns[:, columns[4] > columns[3]]  # psds_eval drops empty events
@@ -624,7 +370,7 @@ def _psds_eval_rates(evaluator, counts: np.ndarray):
     """psds_eval's ``_confusion_matrix_and_rates`` on summed counts: TP ratio, FP rate and
     cross-trigger rate per class (its formulas and class order; a class without ground truth
     gets a NaN TP ratio where psds_eval leaves it uninitialised)."""
-    world = _quiet_import("psds_eval.psds").WORLD
+    world = import_quietly("psds_eval.psds").WORLD
     classes = sorted(set(evaluator.class_names) - {world})
     gt_counts = evaluator._get_dataset_counts()
     gt_durations, dataset_duration = evaluator._get_dataset_duration()
@@ -649,7 +395,7 @@ def psds_from_scores(
     params: PSDSParams,
 ) -> PSDSResult:
     """Exact PSDS with sed_scores_eval from (already post-processed) frame scores."""
-    intersection_based = _quiet_import("sed_scores_eval.intersection_based")
+    intersection_based = import_quietly("sed_scores_eval.intersection_based")
 
     scores = _score_dataframes(frame_scores, durations_ms)
     ground_truth = _sed_scores_ground_truth(reference, scores)
@@ -673,7 +419,7 @@ def psds_from_scores(
 
 
 def _score_dataframes(frame_scores: FrameScores, durations_ms: Mapping[str, float]):
-    create_score_dataframe = _quiet_import(
+    create_score_dataframe = import_quietly(
         "sed_scores_eval.base_modules.scores"
     ).create_score_dataframe
 
@@ -709,7 +455,7 @@ def intersection_f1(
     class without true positives a NaN score and leaves it out of the average; here such a class
     scores 0.
     """
-    intersection_based = _quiet_import("sed_scores_eval.intersection_based")
+    intersection_based = import_quietly("sed_scores_eval.intersection_based")
 
     scores = _score_dataframes(frame_scores, durations_ms)
     f_scores, *_ = intersection_based.fscore(
@@ -720,154 +466,3 @@ def intersection_f1(
         gtc_threshold=gtc,
     )
     return float(f_scores["macro_average"])
-
-
-# --- named scores (task_metadata.json "evaluation") ------------------------------------------
-@dataclass
-class EventPredictions:
-    """What event scores may need: decoded events, and frame scores for threshold-free scores."""
-
-    events: EventDict
-    reference: EventDict
-    labels: list[str]
-    frame_scores: FrameScores | None = None
-    durations_ms: Mapping[str, float] | None = None
-
-    def require_frame_scores(self, name: str) -> tuple[FrameScores, Mapping[str, float]]:
-        if self.frame_scores is None or self.durations_ms is None:
-            raise ValueError(f"score {name!r} needs frame scores and clip durations")
-        return self.frame_scores, self.durations_ms
-
-
-@dataclass(frozen=True)
-class ScoreSpec:
-    """A named score: ``compute`` returns one float or an ordered dict of sub-scores, the first
-    being the score itself (hear-eval-kit's tuple scores)."""
-
-    name: str
-    compute: Callable[..., float | dict[str, float]]
-    event: bool = False
-    maximize: bool = True
-    frame_scores: bool = False  # needs EventPredictions.frame_scores (threshold-free scores)
-
-
-def _event_fms(t_collar: float, evaluate_offset: bool = False, percentage_of_length: float = 0.5):
-    def compute(p: EventPredictions) -> dict[str, float]:
-        scores = event_based_scores(
-            p.events,
-            p.reference,
-            p.labels,
-            t_collar=t_collar,
-            evaluate_offset=evaluate_offset,
-            percentage_of_length=percentage_of_length,
-        )
-        return {k: scores[k] for k in ("f_measure", "precision", "recall")}
-
-    return compute
-
-
-def _segment_er(p: EventPredictions) -> dict[str, float]:
-    return {"error_rate": segment_based_error_rate(p.events, p.reference, p.labels)["error_rate"]}
-
-
-def _psds_score(params: PSDSParams) -> Callable[[EventPredictions], float]:
-    def compute(p: EventPredictions) -> float:
-        frames, durations = p.require_frame_scores("psds")
-        return psds_eval_from_scores(frames, p.reference, durations, params).value
-
-    return compute
-
-
-def _psds_exact_score(params: PSDSParams) -> Callable[[EventPredictions], float]:
-    def compute(p: EventPredictions) -> float:
-        frames, durations = p.require_frame_scores("psds")
-        return psds_from_scores(frames, p.reference, durations, params).value
-
-    return compute
-
-
-def _intersection_f1_score(p: EventPredictions) -> float:
-    frames, durations = p.require_frame_scores("intersection_f1")
-    return intersection_f1(frames, p.reference, durations)
-
-
-SCORE_SPECS: dict[str, ScoreSpec] = {
-    spec.name: spec
-    for spec in (
-        ScoreSpec("top1_acc", top1_accuracy),
-        ScoreSpec("pitch_acc", top1_accuracy),
-        ScoreSpec("chroma_acc", chroma_accuracy),
-        ScoreSpec("mAP", mean_average_precision),
-        ScoreSpec("d_prime", d_prime),
-        ScoreSpec("aucroc", aucroc),
-        ScoreSpec("event_onset_200ms_fms", _event_fms(0.2), event=True),
-        ScoreSpec("event_onset_50ms_fms", _event_fms(0.05), event=True),
-        ScoreSpec(
-            "event_onset_offset_50ms_20perc_fms",
-            _event_fms(0.05, evaluate_offset=True, percentage_of_length=0.2),
-            event=True,
-        ),
-        ScoreSpec("segment_1s_er", _segment_er, event=True, maximize=False),
-        # "psds1"/"psds2" are the ATST paper's protocol (psds_eval, 50 thresholds); the exact
-        # sed_scores_eval values carry their library's name so the two never share a column
-        ScoreSpec("psds1", _psds_score(PSDS1), event=True, frame_scores=True),
-        ScoreSpec("psds2", _psds_score(PSDS2), event=True, frame_scores=True),
-        ScoreSpec("psds1_sed_scores_eval", _psds_exact_score(PSDS1), event=True, frame_scores=True),
-        ScoreSpec("psds2_sed_scores_eval", _psds_exact_score(PSDS2), event=True, frame_scores=True),
-        ScoreSpec("intersection_f1", _intersection_f1_score, event=True, frame_scores=True),
-    )
-}
-
-
-def score_spec(name: str) -> ScoreSpec:
-    try:
-        return SCORE_SPECS[name]
-    except KeyError:
-        raise ValueError(f"unknown score {name!r}; known: {sorted(SCORE_SPECS)}") from None
-
-
-def flatten_score(name: str, value: float | dict[str, float]) -> dict[str, float]:
-    """hear-eval-kit's naming: ``name`` holds the main value, ``name_<sub>`` every sub-score."""
-    if isinstance(value, dict):
-        main = next(iter(value.values()))
-        return {name: float(main), **{f"{name}_{k}": float(v) for k, v in value.items()}}
-    return {name: float(value)}
-
-
-# How a protocol averages mAP over classes: hear-eval-kit (and EVAR, with scikit-learn >= 1.1)
-# counts a class without a positive clip in the evaluated split as AP 0; the ATST paper's
-# evaluation (audiossl atst/downstream/utils.py Metric.compute) drops NaN APs, which is what
-# scikit-learn < 1.1 returns for such classes (>= 1.1 returns 0, scikit-learn PR #19085)
-MAP_ALL_CLASSES = "all-classes"
-MAP_PRESENT_CLASSES = "present-classes"
-MAP_CONVENTIONS = (MAP_ALL_CLASSES, MAP_PRESENT_CLASSES)
-
-
-def clip_score(
-    name: str, predictions: np.ndarray, targets: np.ndarray, map_convention: str = MAP_ALL_CLASSES
-) -> float | dict[str, float]:
-    """One clip-level score; ``mAP`` follows ``map_convention`` (see :data:`MAP_CONVENTIONS`)."""
-    if map_convention not in MAP_CONVENTIONS:
-        raise ValueError(f"unknown mAP convention {map_convention!r}; known: {MAP_CONVENTIONS}")
-    if name == "mAP":
-        return mean_average_precision(
-            predictions,
-            targets,
-            skip_classes_without_positives=map_convention == MAP_PRESENT_CLASSES,
-        )
-    return score_spec(name).compute(predictions, targets)
-
-
-def compute_scores(
-    names: Iterable[str], *args: Any, map_convention: str = MAP_ALL_CLASSES
-) -> dict[str, float]:
-    """Every named score on the same inputs, flattened; the first name is the primary score.
-
-    Clip-level inputs are ``(predictions, targets)``; ``map_convention`` sets how ``mAP``
-    treats classes without positives (event scores take one ``EventPredictions``)."""
-    results: dict[str, float] = {}
-    for name in names:
-        spec = score_spec(name)
-        value = spec.compute(*args) if spec.event else clip_score(name, *args, map_convention)
-        results.update(flatten_score(name, value))
-    return results
