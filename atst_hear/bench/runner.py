@@ -39,6 +39,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,7 @@ from . import provenance
 from .cache import EmbeddingCache, ModelSpec, slug, stable_hash, task_checksum
 from .outlock import exclusive_output
 from .protocols import get_protocol
-from .protocols.base import UnitContext, seed_everything
+from .protocols.base import Protocol, UnitContext, seed_everything
 from .protocols.data import weak_labels
 from .records import RESULT_FILE, RecipeRecord, ResultFileError, UnitIdentity, UnitResult
 from .suite import Suite, SuiteModel, check_checkpoint, open_task
@@ -81,6 +82,16 @@ class Unit:
     def id(self) -> str:
         return f"{self.model}/{self.task}/{self.protocol}/seed-{self.seed}/{self.fold}"
 
+    # resolved once per unit, on first use, and pickled with it to a worker process; not fields,
+    # so neither the unit's identity nor its unit.json depends on them
+    @cached_property
+    def resolved_protocol(self) -> Protocol:
+        return get_protocol(self.protocol)
+
+    @cached_property
+    def task_folder(self) -> TaskFolder:
+        return TaskFolder.open(self.task_path)
+
     def workdir(self, out: Path) -> Path:
         return (
             out
@@ -94,7 +105,7 @@ class Unit:
 
     def key(self) -> dict[str, Any]:
         """Everything the unit's scores depend on; a stored result with another key is stale."""
-        protocol = get_protocol(self.protocol)
+        protocol = self.resolved_protocol
         return {
             "model": self.spec.key,
             "task": self.task_info.get("checksum"),
@@ -406,8 +417,7 @@ def _merge_shard_status(out: Path, shard: Shard, status: dict) -> bool:
 
 def _embedding_specs(unit: Unit) -> list[tuple[tuple, ModelSpec]]:
     """``(embedding key, model spec)`` of every embedding set the unit reads."""
-    protocol = get_protocol(unit.protocol)
-    task = TaskFolder.open(unit.task_path)
+    protocol, task = unit.resolved_protocol, unit.task_folder
     kind = protocol.kind_for(task)
     if kind is None:
         return []
@@ -430,7 +440,7 @@ def compute_embeddings(units: Sequence[Unit], out: Path, device: str, progress: 
     # one model at a time on the device: the crops of one model follow each other
     ordered = sorted(needed.items(), key=lambda item: stable_hash(item[1][1].load_key))
     for key, (unit, spec, kind) in ordered:
-        task = TaskFolder.open(unit.task_path)
+        task = unit.task_folder
         try:
             for split in task.splits:
                 cache.get(spec, task, split, kind)
@@ -499,8 +509,7 @@ def _execute_unit_locked(unit, out_path, workdir, device, threads, progress) -> 
     _prepare_workdir(unit, workdir)
     started = time.time()
     try:
-        protocol = get_protocol(unit.protocol)
-        task = TaskFolder.open(unit.task_path)
+        protocol, task = unit.resolved_protocol, unit.task_folder
         seed_everything(unit.seed)
         ctx = UnitContext(
             task=task,

@@ -1,6 +1,6 @@
 """HEAR task folders: the contract between dataset converters, the demo suite and the runner.
 
-A task folder (hear-eval-kit's layout, docs/benchmark.md) holds::
+A task folder (hear-eval-kit's layout, docs/datasets.md) holds::
 
     task_metadata.json        task_name, embedding_type, prediction_type, split_mode, splits,
                               sample_duration, evaluation (primary score first), ...

@@ -18,6 +18,7 @@ from atst_hear.bench.protocols.data import (
     VALID_SLICE_BY_GROUP,
     holdout_rotation,
 )
+from atst_hear.bench.records import RecipeRecord, UnitIdentity, UnitResult
 from atst_hear.tasks.folder import GROUP_FILE, TaskFolder, TaskFolderError
 from atst_hear.tasks.scores import MAP_ALL_CLASSES, MAP_PRESENT_CLASSES, clip_score, compute_scores
 from atst_hear.tasks.validation import validate_task_folder
@@ -279,7 +280,17 @@ def test_resumed_run_does_not_reuse_a_result_of_another_protocol_version(tmp_pat
     unit = runner.Unit("m", BASELINE, "t", "/t", "knn", {"k": 10}, 0, "fold00")
     result = unit.workdir(tmp_path) / "result.json"
     result.parent.mkdir(parents=True)
-    result.write_text(json.dumps({"key_hash": stable_hash(unit.key())}))
+    stored = UnitResult(
+        UnitIdentity(unit.id, "m", "t", "knn", 0, "fold00"),
+        stable_hash(unit.key()),
+        {},
+        {},
+        RecipeRecord("knn", get_protocol("knn").version, "", MAP_ALL_CLASSES, {"k": 10}, 0),
+        (),
+        0.0,
+        {},
+    )
+    stored.write(result)
     assert runner.is_done(unit, tmp_path)
     monkeypatch.setattr(type(get_protocol("knn")), "version", get_protocol("knn").version + 1)
     assert not runner.is_done(unit, tmp_path)
@@ -305,18 +316,28 @@ def test_scores_table_keeps_what_a_unit_reports_about_itself(tmp_path):
         "details": {"deviations": ["clips whole", "another"]},
     }
     result = {
-        "unit": {"model": "m", "task": "t"},
+        "unit": {
+            "id": "m/t/evar-linear/seed-42/fold00",
+            "model": "m",
+            "task": "t",
+            "protocol": "evar-linear",
+            "seed": 42,
+            "fold": "fold00",
+        },
+        "key_hash": "0" * 64,
         "model": {"reference": "ATST-Frame"},
         "task": {"reference": "VoxCeleb1"},
         "recipe": {
             "protocol": "evar-linear",
             "seed": 42,
             "version": 1,
+            "description": "",
             "params": {},
             "map_convention": MAP_ALL_CLASSES,
         },
         "provenance": {},
         "folds": [fold],
+        "elapsed_s": 0.0,
     }
     (unit_dir / "result.json").write_text(json.dumps(result))
     frame, _ = report.collect_results(tmp_path)
