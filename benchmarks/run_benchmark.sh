@@ -42,6 +42,7 @@ fi
 "$ATST" bench "${args[@]}" --out "runs/$suite" --jobs "$JOBS"
 mkdir -p "results/$suite"
 rm -rf "results/$suite/plots"
-cp -r "runs/$suite/summary.md" "runs/$suite/scores.csv" "runs/$suite/run.json" \
+cp -r "runs/$suite/summary.md" "runs/$suite/leaderboard.md" "runs/$suite/summary.json" \
+    "runs/$suite/scores.csv" "runs/$suite/run.json" \
     "runs/$suite/status.json" "runs/$suite/plots" "results/$suite/"
 echo "benchmark: results/$suite/summary.md ($(( $(date +%s) - start )) s; load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores)"

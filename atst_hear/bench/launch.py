@@ -117,10 +117,4 @@ def run_job_array(
         except Exception as err:  # noqa: BLE001 - a lost job fails its unit only
             status, message = "failed", f"job {job.job_id} failed: {type(err).__name__}: {err}"
             _write_error(unit, out, message, "")
-        if status == "done":
-            summary.done.append(unit.id)
-        elif status == "reused":
-            summary.reused.append(unit.id)
-        else:
-            summary.failed[unit.id] = message
-            logger.error("FAILED %s: %s", unit.id, message)
+        summary.record(unit.id, status, message)

@@ -173,6 +173,16 @@ class RunSummary:
     def ok(self) -> bool:
         return not self.failed
 
+    def record(self, unit_id: str, status: str, message: str) -> None:
+        """File one unit's outcome: ``done``, ``reused``, or anything else as a failure."""
+        if status == "done":
+            self.done.append(unit_id)
+        elif status == "reused":
+            self.reused.append(unit_id)
+        else:
+            self.failed[unit_id] = message
+            logger.error("FAILED %s: %s", unit_id, message)
+
 
 def _check_known(wanted: Sequence | None, known: Iterable, what: str) -> None:
     known = set(known)
@@ -460,13 +470,7 @@ def _run_units(units, out, jobs, device, threads, progress, summary) -> None:
     bar = tqdm(total=len(units), desc="units", unit="unit", disable=not progress)
 
     def finished(unit: Unit, status: str, message: str) -> None:
-        if status == "done":
-            summary.done.append(unit.id)
-        elif status == "reused":
-            summary.reused.append(unit.id)
-        else:
-            summary.failed[unit.id] = message
-            tqdm.write(f"FAILED {unit.id}: {message}")
+        summary.record(unit.id, status, message)
         bar.update(1)
 
     if jobs <= 1:
