@@ -11,7 +11,7 @@ install: $(INSTALLED)
 $(INSTALLED): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[bench,train,dev]"
+	$(PY) -m pip install --quiet -e ".[bench,train,cluster,dev]"
 	touch $(INSTALLED)
 
 lint: install

@@ -144,7 +144,6 @@ def test_a_unit_finished_elsewhere_is_reused(small_suite, tmp_path, monkeypatch)
 
 
 def test_submitit_local_job_array_matches_the_local_run(small_suite, tmp_path):
-    pytest.importorskip("submitit")
     # two units, two jobs of the array (each one a fresh Python process)
     common = {"tasks": ["scene"], "progress": False, "threads": 1}
     local = run_benchmark(small_suite, tmp_path / "local", **common)
