@@ -9,6 +9,8 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from ..argtypes import non_negative_int, positive_int
+
 MODELS = ("frame", "clip", "c2f")
 # the sizes of models.encoder.ARCHS, spelled out so that building the CLI does not import torch
 RANDOM_INIT_SIZES = ("base", "small", "tiny")
@@ -53,25 +55,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     embed.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=16,
         help="clips of equal length per encoder call (default 16)",
     )
     embed.add_argument(
         "--workers",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=min(4, (os.cpu_count() or 1) - 1),
         help="processes decoding and resampling audio while the encoder runs (0: decode in "
         "this process; default min(4, CPUs - 1))",
     )
     embed.add_argument(
         "--devices",
-        type=_positive_int,
+        type=positive_int,
         help="processes per node, one device each (Lightning; each takes every N-th batch, "
         "results identical to one process); under torchrun/srun give what they started",
     )
     embed.add_argument(
-        "--num-nodes", type=_positive_int, default=1, help="nodes of a --devices run (default 1)"
+        "--num-nodes", type=positive_int, default=1, help="nodes of a --devices run (default 1)"
     )
     embed.add_argument(
         "--precision",
@@ -93,20 +95,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument("--encoder", choices=("teacher", "student"), default="teacher")
     _add_trust_flag(convert)
     convert.set_defaults(run=run_convert)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return value
 
 
 def resolve_device(device: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from ...argtypes import fraction, positive_int
 from . import DATASETS
 
 PRETRAINING_SUFFIX = "-pretraining"
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("out_dir", metavar="OUT_DIR", help="task folder to create")
     parser.add_argument(
         "--jobs",
-        type=_positive_int,
+        type=positive_int,
         default=os.cpu_count() or 1,
         help="worker processes that decode and resample (default: all cores)",
     )
@@ -60,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--min-found",
-        type=_fraction,
+        type=fraction,
         metavar="FRACTION",
         help="AudioSet: stop when a split has less than this fraction of its listed clips on "
         "disk (default: never; absent clips are listed in the manifest)",
@@ -101,17 +102,3 @@ def _pretraining_variant(name: str, subset: str | None) -> str:
         choices = ", ".join(v[: -len(PRETRAINING_SUFFIX)] for v in offered)
         raise ValueError(f"{name} --for-pretraining: --subset {subset!r} is not one of {choices}")
     return variant
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1, got {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
