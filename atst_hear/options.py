@@ -18,7 +18,8 @@ class OptionError(TypeError, ValueError):
     """An option of the wrong type or value; a ``ValueError`` too, so CLIs report it plainly."""
 
 
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
+    """``value`` and its type, as error messages show what was given: ``'10' (str)``."""
     return f"{value!r} ({type(value).__name__})"
 
 
@@ -26,14 +27,14 @@ def require_bool(value: Any, name: str) -> bool:
     """``value`` if it is a real ``bool``: a string such as ``"false"`` must never switch a
     safety check off."""
     if not isinstance(value, bool):
-        raise OptionError(f"{name} must be True or False (a bool), got {_describe(value)}")
+        raise OptionError(f"{name} must be True or False (a bool), got {describe_value(value)}")
     return value
 
 
 def require_int(value: Any, name: str, minimum: int | None = None) -> int:
     """``value`` as an ``int`` if it is an integer (not a bool, a float or a string)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise OptionError(f"{name} must be an integer, got {_describe(value)}")
+        raise OptionError(f"{name} must be an integer, got {describe_value(value)}")
     if minimum is not None and value < minimum:
         raise OptionError(f"{name} must be at least {minimum}, got {value}")
     return int(value)
@@ -42,7 +43,7 @@ def require_int(value: Any, name: str, minimum: int | None = None) -> int:
 def require_positive(value: Any, name: str) -> float:
     """``value`` as a ``float`` if it is a finite positive real number (not a bool or string)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise OptionError(f"{name} must be a positive number, got {_describe(value)}")
+        raise OptionError(f"{name} must be a positive number, got {describe_value(value)}")
     if not math.isfinite(value) or value <= 0:
         raise OptionError(f"{name} must be a finite positive number, got {value!r}")
     return float(value)
@@ -50,5 +51,5 @@ def require_positive(value: Any, name: str) -> float:
 
 def require_choice(value: Any, name: str, choices: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in choices:
-        raise OptionError(f"{name} must be one of {tuple(choices)}, got {_describe(value)}")
+        raise OptionError(f"{name} must be one of {tuple(choices)}, got {describe_value(value)}")
     return value

@@ -41,22 +41,12 @@ import numpy as np
 import torch
 
 from atst_hear.bench import provenance
-from atst_hear.bench.protocols.batched import (
-    BatchedHeads,
-    HeadRun,
-    head_losses,
-    head_probabilities,
-    seeded_generator,
-)
+from atst_hear.bench.heads import HearMLPClassifier
+from atst_hear.bench.heads.batched import HeadRun, best_run, head_losses, seeded_generator
+from atst_hear.bench.heads.mlp import head_config
+from atst_hear.bench.heads.reference_mlp import reference_head, train_reference
 from atst_hear.bench.protocols.data import SceneData
-from atst_hear.bench.protocols.hear_mlp import (
-    Evaluator,
-    best_run,
-    grid_points,
-    head_config,
-    train_grid,
-)
-from atst_hear.bench.protocols.reference_mlp import reference_head, train_reference
+from atst_hear.bench.protocols.hear_mlp import Evaluator, grid_points
 from atst_hear.fileio import write_json_atomic
 from atst_hear.tasks.clip_metrics import top1_accuracy
 
@@ -102,15 +92,16 @@ class Timer:
 
 def run_batched(confs, train, valid, test):
     started = Timer()
-    runs = train_grid(
-        confs, train, evaluator(valid), [("bench", i) for i in range(len(confs))], progress=False
-    )
-    best = best_run(runs)
-    heads = BatchedHeads.from_snapshots(
-        head_config(best.conf, test.x.shape[1], test.y.shape[1]), [best.snapshot]
-    )
-    probs = head_probabilities(heads.predict_logits(torch.from_numpy(test.x))[0], False).numpy()
-    return _summary(runs, best, top1_accuracy(probs, test.y), started)
+    grid = HearMLPClassifier(confs, scoring="top1_acc", random_state=("bench",))
+    grid.fit(train.x, train.y, valid.x, valid.y)
+    return {
+        **started.elapsed(),
+        "selected_grid_point": grid.best_index_,
+        "selected_validation_top1": grid.best_score_,
+        "test_top1": top1_accuracy(grid.predict_proba(test.x), test.y),
+        "validation_top1_by_grid_point": [r["validation_score"] for r in grid.grid_results_],
+        "best_epoch_by_grid_point": [r["epoch"] for r in grid.grid_results_],
+    }
 
 
 def run_naive_torch(confs, files, workdir):

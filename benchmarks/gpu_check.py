@@ -178,10 +178,10 @@ def section_hear_mlp() -> dict:
     import torch
 
     sys.path.insert(0, str(HERE))
-    from bench_protocols import evaluator, run_naive_torch, synthetic_task
+    from bench_protocols import run_naive_torch, synthetic_task
 
-    from atst_hear.bench.protocols.batched import BatchedHeads, head_probabilities
-    from atst_hear.bench.protocols.hear_mlp import best_run, grid_points, head_config, train_grid
+    from atst_hear.bench.heads import HearMLPClassifier
+    from atst_hear.bench.protocols.hear_mlp import grid_points
     from atst_hear.tasks.clip_metrics import top1_accuracy
 
     device = _device()
@@ -193,20 +193,8 @@ def section_hear_mlp() -> dict:
 
     _synchronize()
     start = time.perf_counter()
-    runs = train_grid(
-        confs,
-        train,
-        evaluator(valid),
-        [("bench", i) for i in range(len(confs))],
-        device=device,
-        progress=False,
-    )
-    best = best_run(runs)
-    heads = BatchedHeads.from_snapshots(
-        head_config(best.conf, test.x.shape[1], test.y.shape[1]), [best.snapshot], device=device
-    )
-    logits = heads.predict_logits(torch.from_numpy(test.x).to(device))[0]
-    probs = head_probabilities(logits, False).cpu().numpy()
+    grid = HearMLPClassifier(confs, scoring="top1_acc", random_state=("bench",), device=device)
+    probs = grid.fit(train.x, train.y, valid.x, valid.y).predict_proba(test.x)
     _synchronize()
     batched_s = time.perf_counter() - start
     batched_score = top1_accuracy(probs, test.y)
@@ -233,7 +221,7 @@ def section_hear_mlp() -> dict:
         "goal_speedup": 5.0,
         "batched_test_top1": batched_score,
         "reference_test_top1": reference["test_top1"],
-        "batched_grid_point": best.index,
+        "batched_grid_point": grid.best_index_,
         "reference_grid_point": reference["selected_grid_point"],
     }
 

@@ -394,8 +394,9 @@ def test_validate_task_non_utf8_json_names_the_file_and_checks_later_folders(tmp
 
 def test_recipe_booleans_must_be_real_bools():
     from atst_hear.pretrain.distill import DistillRecipe
+    from atst_hear.pretrain.recipes import RecipeError
 
-    with pytest.raises(OptionError, match=r"my\.yaml: mixup must be True or False .*'false'"):
+    with pytest.raises(RecipeError, match=r"my\.yaml: mixup must be True or False .*'false'"):
         DistillRecipe.from_dict({"mixup": "false"}, source="my.yaml")
     assert DistillRecipe.from_dict({"mixup": False}).mixup is False
 

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from .launch import LaunchOptions
-from .runner import RunSummary, Shard, plan, run
+from .planning import Shard, plan
+from .runner import RunSummary, run
 from .suite import load_suite
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from .runner import RunSummary, Unit, _with_embeddings, _write_error, execute_unit
+from .planning import Unit
+from .runner import RunSummary, _with_embeddings, _write_error, execute_unit
 
 logger = logging.getLogger(__name__)
 

@@ -35,44 +35,90 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
 
 from ..resources import shipped
+from ..schema import OptionalMapping, Schema, expected, validation_message
 from ..tasks.folder import TaskFolder
+from ..yamlio import load_yaml
 from .cache import ModelSpec
 from .overrides import apply_overrides
 from .protocols import get_protocol
 
 DEFAULT_SEEDS = [0, 1, 2]
-_SUITE_KEYS = {
-    "name",
-    "description",
-    "seeds",
-    "tasks_dir",
-    "references",
-    "models",
-    "tasks",
-    "protocols",
-}
 _HEAR_FUNCTIONS = ("load_model", "get_scene_embeddings", "get_timestamp_embeddings")
-_MODEL_KEYS = {"module", "checkpoint", "options", "reference", "sweep", "description"}
-_TASK_KEYS = {"path", "reference", "description"}
-_PROTOCOL_KEYS = {
-    "protocol",
-    "tasks",
-    "models",
-    "params",
-    "task_params",
-    "embedding_options",
-    "seeds",
-    "folds",
-}
 
 
 class SuiteError(ValueError):
     """A suite file that cannot be used; the message names the file and the entry."""
 
 
+# --- the file's schema: keys and types; names and options are checked in load_suite -----------
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _seed_list(value: Any) -> list[int]:
+    if _is_integer(value):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(map(_is_integer, value)):
+        raise expected("a non-empty list of integers")
+    return value
+
+
+Seeds = Annotated[list[int], BeforeValidator(_seed_list)]  # one seed or a list of them
+
+
+class _ModelEntry(Schema):
+    module: str  # a HEAR module path
+    checkpoint: str | None = None  # a --checkpoint name, or a path
+    options: OptionalMapping = {}  # load_model options
+    reference: str | None = None  # the model's name in the reference tables
+    sweep: dict[str, list[Any]] | None = None  # one model per value of one option
+    description: str | None = None
+
+    @field_validator("sweep")
+    @classmethod
+    def _one_option(cls, sweep: dict[str, list[Any]] | None) -> dict[str, list[Any]] | None:
+        if sweep and (len(sweep) != 1 or not next(iter(sweep.values()))):
+            raise ValueError(
+                "varies exactly one option over a non-empty list, e.g. {n_blocks: [1, 12]}"
+            )
+        return sweep
+
+
+class _TaskEntry(Schema):
+    path: str | None = None  # relative to tasks_dir; default: the task's name
+    reference: str | None = None
+    description: str | None = None
+
+
+class _ProtocolEntry(Schema):
+    protocol: str
+    tasks: list[str] | None = None  # default: every task of the suite
+    models: list[str] | None = None  # default: every model
+    params: OptionalMapping = {}  # checked against the protocol's Params
+    task_params: dict[str, OptionalMapping] | None = None
+    embedding_options: OptionalMapping = {}
+    seeds: Seeds | None = None  # default: the suite's seeds
+    folds: list[str] | None = None  # default: every test fold
+
+
+class _SuiteFile(Schema):
+    name: str | None = None  # default: the file's stem
+    description: str | None = None
+    seeds: Seeds = DEFAULT_SEEDS
+    tasks_dir: str = "tasks"
+    references: list[str] = []
+    models: Annotated[dict[str, _ModelEntry], Field(min_length=1)]
+    tasks: Annotated[dict[str, _TaskEntry | None], Field(min_length=1)]
+    protocols: Annotated[list[_ProtocolEntry], Field(min_length=1)]
+
+
+# --- what the runner, the report and the API read ------------------------------------------
 @dataclass(frozen=True)
 class SuiteModel:
     name: str
@@ -120,10 +166,16 @@ def _expect(condition: bool, where: str, message: str) -> None:
         raise SuiteError(f"{where}: {message}")
 
 
-def _check_keys(entry: Any, allowed: set[str], where: str) -> None:
-    _expect(isinstance(entry, Mapping), where, f"expected a mapping, got {type(entry).__name__}")
-    unknown = sorted(set(entry) - allowed)
-    _expect(not unknown, where, f"unknown keys {unknown}; allowed: {sorted(allowed)}")
+def _suite_file(path: Path) -> Path:
+    """``path``, or the shipped suite a bare name (``demo``) stands for."""
+    if not path.is_file() and not path.suffix and len(path.parts) == 1:
+        try:
+            path = shipped("suites", path.name)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"suite file {path} does not exist, and {err}") from None
+    if not path.is_file():
+        raise FileNotFoundError(f"suite file {path} does not exist")
+    return path
 
 
 def load_suite(
@@ -134,89 +186,64 @@ def load_suite(
 ) -> Suite:
     """Read and check a suite; resolve task folders and checkpoint names lazily (see
     :func:`resolve`). ``overrides`` (``bench --set``) edit the YAML first (``overrides.py``)."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file() and not path.suffix and len(path.parts) == 1:
-        try:
-            path = shipped("suites", path.name)
-        except FileNotFoundError as err:
-            raise FileNotFoundError(f"suite file {path} does not exist, and {err}") from None
-    if not path.is_file():
-        raise FileNotFoundError(f"suite file {path} does not exist")
+    path = _suite_file(Path(path))
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise SuiteError(f"{path}: invalid YAML ({err})") from err
     if overrides and isinstance(raw, Mapping):
         raw = apply_overrides(raw, overrides)
     where = str(path)
-    _check_keys(raw, _SUITE_KEYS, where)
-    for key in ("models", "tasks", "protocols"):
-        _expect(bool(raw.get(key)), where, f"'{key}' must list at least one entry")
-    seeds = _seed_list(raw.get("seeds", DEFAULT_SEEDS), f"{where}: seeds")
-    base_tasks_dir = Path(tasks_dir if tasks_dir is not None else raw.get("tasks_dir", "tasks"))
+    try:
+        spec = _SuiteFile.model_validate(raw)
+    except ValidationError as err:
+        raise SuiteError(f"{where}: {validation_message(err)}") from None
+    base_tasks_dir = Path(tasks_dir if tasks_dir is not None else spec.tasks_dir)
     checkpoints = dict(checkpoints or {})
 
     models: dict[str, SuiteModel] = {}
-    for name, entry in raw["models"].items():
-        for model in _expand_model(
-            str(name), entry or {}, f"{where}: models.{name}", checkpoints, path
-        ):
+    for name, entry in spec.models.items():
+        for model in _expand_model(name, entry, f"{where}: models.{name}", checkpoints, path):
             models[model.name] = model
     tasks = {}
-    for name, entry in raw["tasks"].items():
-        entry = entry or {}
-        _check_keys(entry, _TASK_KEYS, f"{where}: tasks.{name}")
-        task_path = Path(entry.get("path", name))
-        tasks[str(name)] = SuiteTask(
-            str(name),
+    for name, task_entry in spec.tasks.items():
+        task_entry = task_entry or _TaskEntry()
+        task_path = Path(task_entry.path or name)
+        tasks[name] = SuiteTask(
+            name,
             task_path if task_path.is_absolute() else base_tasks_dir / task_path,
-            entry.get("reference"),
+            task_entry.reference,
         )
-    protocols = []
-    for i, entry in enumerate(raw["protocols"]):
-        protocols.append(_protocol_entry(entry, f"{where}: protocols[{i}]", models, tasks, seeds))
-    references = [path.parent / r for r in raw.get("references", [])]
+    protocols = [
+        _protocol_entry(entry, f"{where}: protocols[{i}]", models, tasks, spec.seeds)
+        for i, entry in enumerate(spec.protocols)
+    ]
     return Suite(
         path,
-        str(raw.get("name", path.stem)),
-        str(raw.get("description", "")),
-        seeds,
+        spec.name or path.stem,
+        spec.description or "",
+        spec.seeds,
         models,
         tasks,
         protocols,
-        references,
+        [path.parent / reference for reference in spec.references],
         raw,
     )
 
 
-def _seed_list(value: Any, where: str) -> list[int]:
-    if isinstance(value, int):
-        value = [value]
-    if not isinstance(value, list) or not value or not all(isinstance(s, int) for s in value):
-        raise SuiteError(f"{where}: expected a non-empty list of integers, got {value!r}")
-    return list(value)
-
-
-def _expand_model(name, entry, where, checkpoints, suite_path) -> list[SuiteModel]:
-    _check_keys(entry, _MODEL_KEYS, where)
-    _expect(
-        isinstance(entry.get("module"), str), where, "'module' (a HEAR module path) is required"
-    )
-    options = dict(entry.get("options") or {})
+def _expand_model(
+    name: str, entry: _ModelEntry, where: str, checkpoints: Mapping[str, str], suite_path: Path
+) -> list[SuiteModel]:
+    options = dict(entry.options)
     checkpoint = missing = None
-    if entry.get("checkpoint") is not None:
-        checkpoint = _resolve_checkpoint(str(entry["checkpoint"]), checkpoints, suite_path)
-        missing = None if checkpoint else str(entry["checkpoint"])
-    base = ModelSpec(name, entry["module"], checkpoint, options)
-    sweep = entry.get("sweep") or {}
-    if not sweep:
+    if entry.checkpoint is not None:
+        checkpoint = _resolve_checkpoint(entry.checkpoint, checkpoints, suite_path)
+        missing = None if checkpoint else entry.checkpoint
+    base = ModelSpec(name, entry.module, checkpoint, options)
+    if not entry.sweep:
         check_model_options(base.module, options, where)
-        return [SuiteModel(name, base, entry.get("reference"), missing_checkpoint=missing)]
-    _expect(len(sweep) == 1, where, "'sweep' varies exactly one option, e.g. {n_blocks: [1, 12]}")
-    ((option, values),) = sweep.items()
-    _expect(isinstance(values, list) and values, where, f"sweep.{option} must be a non-empty list")
+        return [SuiteModel(name, base, entry.reference, missing_checkpoint=missing)]
+    ((option, values),) = entry.sweep.items()
     expanded = []
     for value in values:
         check_model_options(base.module, {**options, option: value}, f"{where}: sweep.{option}")
@@ -225,7 +252,7 @@ def _expand_model(name, entry, where, checkpoints, suite_path) -> list[SuiteMode
             SuiteModel(
                 variant_name,
                 ModelSpec(variant_name, base.module, base.checkpoint, {**options, option: value}),
-                entry.get("reference"),
+                entry.reference,
                 variant_of=name,
                 variant={option: value},
                 missing_checkpoint=missing,
@@ -267,48 +294,52 @@ def _resolve_checkpoint(value: str, checkpoints: Mapping[str, str], suite_path: 
     return None
 
 
-def _protocol_entry(entry, where, models, tasks, suite_seeds) -> SuiteProtocol:
-    _check_keys(entry, _PROTOCOL_KEYS, where)
-    _expect(
-        isinstance(entry.get("protocol"), str), where, "'protocol' (a protocol name) is required"
-    )
+def _protocol_entry(
+    entry: _ProtocolEntry,
+    where: str,
+    models: Mapping[str, SuiteModel],
+    tasks: Mapping[str, SuiteTask],
+    suite_seeds: list[int],
+) -> SuiteProtocol:
     try:
-        protocol = get_protocol(entry["protocol"])
+        protocol = get_protocol(entry.protocol)
     except ValueError as err:
         raise SuiteError(f"{where}: {err}") from None
-    task_names = entry.get("tasks") or list(tasks)
+    task_names = entry.tasks or list(tasks)
     unknown = [t for t in task_names if t not in tasks]
     _expect(not unknown, where, f"unknown tasks {unknown}; the suite defines {sorted(tasks)}")
-    model_names = _model_names(entry.get("models"), models, where)
-    embedding_options = entry.get("embedding_options") or {}
-    _expect(isinstance(embedding_options, Mapping), where, "'embedding_options' must be a mapping")
-    if embedding_options:
+    model_names = _model_names(entry.models, models, where)
+    if entry.embedding_options:
         for name in model_names:
             spec = models[name].spec
             check_model_options(
-                spec.module, {**spec.options, **embedding_options}, f"{where}: model {name}"
+                spec.module, {**spec.options, **entry.embedding_options}, f"{where}: model {name}"
             )
-    task_params = entry.get("task_params") or {}
+    task_params = entry.task_params or {}
     unknown = [t for t in task_params if t not in task_names]
     _expect(not unknown, where, f"task_params for tasks {unknown} that this entry does not run")
-    try:
-        protocol.resolve_params(entry.get("params"))
-        for overrides in task_params.values():
-            protocol.resolve_params({**(entry.get("params") or {}), **overrides})
-    except ValueError as err:
-        raise SuiteError(f"{where}: {err}") from None
-    seeds = _seed_list(entry.get("seeds", suite_seeds), f"{where}: seeds")
-    folds = entry.get("folds")
-    _expect(folds is None or isinstance(folds, list), where, "'folds' must be a list of fold names")
+    # a typo or a wrong type fails here, before any unit runs
+    checks = {where: entry.params}
+    checks.update(
+        {
+            f"{where}: task_params.{task}": {**entry.params, **params}
+            for task, params in task_params.items()
+        }
+    )
+    for place, params in checks.items():
+        try:
+            protocol.resolve_params(params)
+        except ValueError as err:
+            raise SuiteError(f"{place}: {err}") from None
     return SuiteProtocol(
         protocol=protocol.name,
         tasks=list(task_names),
         models=model_names,
-        params=dict(entry.get("params") or {}),
-        task_params={k: dict(v or {}) for k, v in task_params.items()},
-        embedding_options=dict(embedding_options),
-        seeds=seeds,
-        folds=folds,
+        params=dict(entry.params),
+        task_params={task: dict(params) for task, params in task_params.items()},
+        embedding_options=dict(entry.embedding_options),
+        seeds=list(entry.seeds or suite_seeds),
+        folds=entry.folds,
     )
 
 

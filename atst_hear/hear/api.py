@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -155,3 +155,34 @@ def get_timestamp_embeddings(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Audio -> (``[n_sounds, T, timestamp_embedding_size]``, centred timestamps ``[n_sounds, T]`` ms)."""
     return _embedder(model).timestamp_embeddings(audio)
+
+
+LOAD_MODEL_OPTIONS_DOC = """Options: ``compat`` ("default" | "official"), ``n_blocks``, ``encoder`` ("teacher" |
+    "student"), ``trust_checkpoint``, ``random_init`` ("tiny" | "small" | "base") with ``seed``,
+    ``max_batch_tokens``, ``max_amplitude`` (peak |sample| accepted, default 2.0; None: any),
+    ``checkpoint_sha256``."""
+
+
+def module_entry_points(
+    flavour: str, module_name: str, summary: str
+) -> tuple[Callable[..., ATSTEmbedder], Callable[[Mapping[str, Any]], None]]:
+    """``load_model`` and ``check_options`` of the HEAR module ``module_name``.
+
+    The HEAR modules differ only in the encoder flavour and the name their errors give, so they
+    take these two functions from here instead of writing them out each.
+    """
+
+    def load_model(model_file_path: str | os.PathLike | None = None, **options: Any):
+        return load_embedder(flavour, module_name, model_file_path, **options)
+
+    def check_options(options: Mapping[str, Any]) -> None:
+        check_load_options(module_name, options)
+
+    load_model.__doc__ = f"{summary}\n\n    {LOAD_MODEL_OPTIONS_DOC}\n    "
+    check_options.__doc__ = (
+        "Check ``load_model`` options (names and types) without loading anything."
+    )
+    for function in (load_model, check_options):
+        function.__module__ = module_name
+        function.__qualname__ = function.__name__
+    return load_model, check_options

@@ -6,26 +6,12 @@ encoder, possibly with prompt tokens; embeddings are computed exactly as for ATS
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from typing import Any
+from .api import get_scene_embeddings, get_timestamp_embeddings, module_entry_points
 
-from .api import (
-    check_load_options,
-    get_scene_embeddings,
-    get_timestamp_embeddings,
-    load_embedder,
+load_model, check_options = module_entry_points(
+    "frame",
+    __name__,
+    "Load an ATST-C2F checkpoint (a Frame encoder; any official layout or our export).",
 )
-
-
-def load_model(model_file_path: str | os.PathLike | None = None, **options):
-    """Load an ATST-C2F checkpoint; options as for :func:`atst_hear.hear.frame.load_model`."""
-    return load_embedder("frame", __name__, model_file_path, **options)
-
-
-def check_options(options: Mapping[str, Any]) -> None:
-    """Check ``load_model`` options (names and types) without loading anything."""
-    check_load_options(__name__, options)
-
 
 __all__ = ["check_options", "get_scene_embeddings", "get_timestamp_embeddings", "load_model"]

@@ -32,7 +32,6 @@ official Clip pooling divides the token mean of every non-final chunk by too man
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -68,13 +67,13 @@ from ..tasks.folder import TaskFolder
 from ..tasks.scores import compute_scores
 from .checkpoint import write_classifier_checkpoint
 from .module import step_seed
-from .recipes import TEACHER_MODES, RecipeError, RecipeFields
+from .recipes import TEACHER_MODES, RecipeError, RecipeFields, recipe_dataclass
 from .training import Hardware, build_trainer, latest_checkpoint, resolve_recipe
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@recipe_dataclass
 class DistillRecipe(RecipeFields):
     lambda_d: float = 0.5  # weight of the distillation term
     learning_rate: float = 1e-2  # before batch scaling; the official value is per task
@@ -125,8 +124,8 @@ class DistillRecipe(RecipeFields):
 
     def teacher_stage(self) -> DistillRecipe:
         """The recipe of fine-tuning the Clip teacher: ground truth only."""
-        return dataclasses.replace(
-            self,
+        return self.replace(
+            "the teacher stage",
             lambda_d=0.0,
             learning_rate=self.teacher_learning_rate or self.learning_rate,
             epochs=self.teacher_epochs or self.epochs,

@@ -1,82 +1,64 @@
 """Pre-training recipes: every hyper-parameter of a run, read from YAML with command-line overrides.
 
-The official recipes (``atst-reference.md`` §4.2, §4.3) ship as package data,
-``atst_hear/resources/recipes/<flavour>-<arch>.yaml``. ``learning_rate`` is the value of the official shell scripts; the optimiser uses
-``learning_rate · devices · batch_size / 256`` (the official batch scaling), so a recipe keeps
-its meaning on any number of GPUs.
+The official recipes (``docs/pretraining.md``) ship as package data,
+``atst_hear/resources/recipes/<flavour>-<arch>.yaml``. ``learning_rate`` is the value of the
+official shell scripts; the optimiser uses ``learning_rate · devices · batch_size / 256`` (the
+official batch scaling), so a recipe keeps its meaning on any number of GPUs. Every field is
+declared with its type (:func:`recipe_dataclass`, ``atst_hear/schema.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import ValidationError
+from pydantic.dataclasses import dataclass
 
 from ..models.encoder import ARCHS, FLAVOURS, ATSTConfig
-from ..options import require_bool
 from ..resources import shipped
-from ..yamlio import load_yaml, parse_key_values
+from ..schema import STRICT, NumberPair, unknown_keys, validation_message
+from ..yamlio import dump_yaml, load_yaml, parse_key_values
 
 TEACHER_MODES = ("train", "eval")
+_Recipe = TypeVar("_Recipe")
 
 
 class RecipeError(ValueError):
     """A recipe file or override that cannot be used; the message names it."""
 
 
-def _typed(value: Any, annotation: str, name: str) -> Any:
-    """``value`` checked against a recipe field's annotation: a quoted YAML ``"false"`` is
-    truthy and ``"4e-4"`` is no number, so nothing is converted except an integer where a
-    float is expected."""
-    if annotation.endswith(" | None"):
-        if value is None:
-            return None
-        annotation = annotation[: -len(" | None")]
-    if annotation == "bool":
-        return require_bool(value, name)
-    if annotation == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise RecipeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-        return value
-    if annotation == "float":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise RecipeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
-        return float(value)
-    if annotation == "str":
-        if not isinstance(value, str):
-            raise RecipeError(f"{name} must be a string, got {value!r} ({type(value).__name__})")
-        return value
-    if annotation == "tuple[float, float]":
-        if not isinstance(value, tuple) or len(value) != 2:
-            raise RecipeError(f"{name} must be a pair of numbers [a, b], got {value!r}")
-        return tuple(_typed(v, "float", name) for v in value)
-    raise TypeError(f"{name}: recipe field type {annotation} has no check")
+def recipe_dataclass(cls: type[_Recipe]) -> type[_Recipe]:
+    """A frozen recipe class whose fields are checked on construction against their declared
+    types (``schema.STRICT``: a quoted ``"false"`` or ``"4e-4"`` is refused, an integer where a
+    float is expected is converted); value ranges are checked by its ``__post_init__``."""
+    return dataclass(frozen=True, config=STRICT)(cls)
 
 
 class RecipeFields:
-    """Reading, writing and comparing a frozen recipe dataclass."""
+    """Reading, writing and comparing a recipe class made with :func:`recipe_dataclass`."""
 
     # fields that change how a run is executed, not what it computes: a resume may alter them
     RUN_FIELDS: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "recipe"):
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise RecipeError(f"{source}: unknown recipe fields {unknown}; known: {sorted(known)}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        for f in dataclasses.fields(cls):
-            if f.name in values:
-                values[f.name] = _typed(values[f.name], str(f.type), f"{source}: {f.name}")
+        """The recipe of ``values``; :class:`RecipeError` names ``source`` and each bad field."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        problem = unknown_keys(values, known, "recipe fields")
+        if problem:
+            raise RecipeError(f"{source}: {problem}")
         try:
             return cls(**values)
-        except (TypeError, RecipeError) as err:
-            raise RecipeError(f"{source}: {err}") from None
+        except ValidationError as err:
+            raise RecipeError(f"{source}: {validation_message(err)}") from None
+
+    def replace(self, source: str = "recipe", **changes: Any):
+        """A copy with ``changes``, checked as :meth:`from_dict` checks (errors name ``source``)."""
+        return self.from_dict({**self.to_dict(), **changes}, source)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,7 +75,7 @@ class RecipeFields:
         ]
 
 
-@dataclass(frozen=True)
+@recipe_dataclass
 class PretrainRecipe(RecipeFields):
     flavour: str
     arch: str = "small"
@@ -106,7 +88,7 @@ class PretrainRecipe(RecipeFields):
     ema: float = 0.99  # teacher momentum at step 0; a cosine takes it to 1
     weight_decay_start: float = 0.04
     weight_decay_end: float = 0.4
-    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_betas: NumberPair = (0.9, 0.999)
     adam_eps: float = 1e-6
     # model
     drop_path: float = 0.1
@@ -119,8 +101,8 @@ class PretrainRecipe(RecipeFields):
     positive_seconds: float = 6.0  # Clip only: the second crop (fixed 6 s officially)
     mixup_ratio: float = 0.4
     mixup_memory: int = 2000
-    freq_scale: tuple[float, float] = (0.6, 1.5)
-    time_scale: tuple[float, float] = (0.6, 1.5)  # Clip only (Frame keeps time)
+    freq_scale: NumberPair = (0.6, 1.5)
+    time_scale: NumberPair = (0.6, 1.5)  # Clip only (Frame keeps time)
     virtual_time: float = 1.5  # Clip only
     mask_prob: float = 0.65  # Frame only
     mask_span: int = 5  # Frame only
@@ -234,4 +216,4 @@ def read_recipe(cls: type, path: str | os.PathLike, overrides: dict[str, Any] | 
 
 
 def recipe_yaml(recipe: RecipeFields) -> str:
-    return yaml.safe_dump(recipe.to_dict(), sort_keys=False)
+    return dump_yaml(recipe.to_dict())

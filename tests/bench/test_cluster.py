@@ -16,12 +16,12 @@ import pytest
 import yaml
 
 from atst_hear import cli
-from atst_hear.bench import runner
+from atst_hear.bench import planning, runner
 from atst_hear.bench.api import run_benchmark
 from atst_hear.bench.cache import EmbeddingCache, ModelSpec
 from atst_hear.bench.launch import LaunchOptions
 from atst_hear.bench.outlock import exclusive_output
-from atst_hear.bench.runner import Shard
+from atst_hear.bench.planning import Shard
 from atst_hear.bench.suite import load_suite
 from atst_hear.tasks.folder import TaskFolder
 
@@ -59,7 +59,7 @@ def test_shard_parsing_and_partition(small_suite):
     for bad in ("3/3", "-1/2", "a/2", "2", "1/0"):
         with pytest.raises(ValueError, match="0 <= I < N"):
             Shard.parse(bad)
-    selection = runner.plan(load_suite(small_suite))
+    selection = planning.plan(load_suite(small_suite))
     parts = [selection.shard(Shard(i, 3)).units for i in range(3)]
     ids = [u.id for part in parts for u in part]
     assert sorted(ids) == sorted(u.id for u in selection.units) and len(set(ids)) == len(ids)
@@ -135,7 +135,7 @@ def test_concurrent_caches_compute_an_entry_once(make_task, tmp_path, monkeypatc
 
 
 def test_a_unit_finished_elsewhere_is_reused(small_suite, tmp_path, monkeypatch):
-    selection = runner.plan(load_suite(small_suite))
+    selection = planning.plan(load_suite(small_suite))
     unit = next(u for u in selection.units if u.protocol == "knn")
     out = tmp_path / "out"
     assert runner.execute_unit(unit, str(out), "cpu", 1, False) == ("done", "")

@@ -10,16 +10,17 @@ import pytest
 import torch
 
 from atst_hear.bench.cache import EmbeddingCache, ModelSpec, window_of
-from atst_hear.bench.protocols import get_protocol
-from atst_hear.bench.protocols.base import UnitContext
-from atst_hear.bench.protocols.batched import (
+from atst_hear.bench.heads import EvarLinearClassifier
+from atst_hear.bench.heads.batched import (
     BatchedHeads,
     BatchedOptimizer,
     HeadConfig,
     HeadRun,
     seeded_generator,
 )
-from atst_hear.bench.protocols.evar_linear import crop_deviations, evar_models, standardise
+from atst_hear.bench.protocols import get_protocol
+from atst_hear.bench.protocols.base import UnitContext
+from atst_hear.bench.protocols.evar_linear import crop_deviations, evar_models
 from atst_hear.bench.suite import load_suite
 from atst_hear.tasks.folder import GROUP_FILE, TaskFolder
 
@@ -38,17 +39,18 @@ def run_unit(tmp_path, task_dir, params=None, seed=42, fold=None):
     return protocol.run(ctx)
 
 
-def test_standardise_is_scikit_learns_standard_scaler():
+def test_evar_head_standardises_as_scikit_learns_standard_scaler():
     from sklearn.preprocessing import StandardScaler
 
     rng = np.random.default_rng(0)
     train = rng.normal(3.0, 2.0, (50, 4))
     train[:, 2] = 5.0  # a constant feature keeps its scale
-    test = rng.normal(3.0, 2.0, (7, 4))
+    y = np.eye(2)[rng.integers(0, 2, 50)]
+    head = EvarLinearClassifier(epochs=1).fit(train, y, train[:10], y[:10])
     scaler = StandardScaler().fit(train)
-    ours_train, ours_test = standardise(train, test)
-    np.testing.assert_allclose(ours_train, scaler.transform(train), atol=1e-12)
-    np.testing.assert_allclose(ours_test, scaler.transform(test), atol=1e-12)
+    np.testing.assert_allclose(head.mean_, scaler.mean_, atol=1e-12)
+    np.testing.assert_allclose(head.scale_, scaler.scale_, atol=1e-12)
+    assert head.scale_[2] == 1.0
 
 
 def test_evar_crops_only_where_it_changes_the_input():
@@ -172,7 +174,9 @@ def test_evar_linear_kfold_validates_on_whole_groups(make_task, tmp_path):
 
 def test_evar_linear_rejects_bad_settings(make_task, tmp_path):
     task_dir = make_task("multiclass")
-    with pytest.raises(ValueError, match="lr and epochs must be positive"):
+    with pytest.raises(
+        ValueError, match=r"EvarLinearClassifier: lr must be a number > 0, got 0\.0"
+    ):
         run_unit(tmp_path, task_dir, {"lr": 0.0})
     with pytest.raises(ValueError, match="unknown parameters"):
         run_unit(tmp_path, task_dir, {"learning_rate": 1e-3})

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from atst_hear.bench import cache as cache_module
-from atst_hear.bench import report, runner
+from atst_hear.bench import planning, report, runner
 from atst_hear.bench.cache import EmbeddingCache, ModelSpec, stable_hash
 from atst_hear.bench.protocols import get_protocol
 from atst_hear.bench.protocols.data import (
@@ -266,18 +266,18 @@ def test_summary_marks_and_names_deviations():
 
 # --- versioned keys ---------------------------------------------------------------------------
 def test_unit_key_changes_with_protocol_and_toolkit_version(monkeypatch):
-    unit = runner.Unit("m", BASELINE, "t", "/t", "knn", {"k": 10}, 0, "fold00")
+    unit = planning.Unit("m", BASELINE, "t", "/t", "knn", {"k": 10}, 0, "fold00")
     before = stable_hash(unit.key())
     knn = get_protocol("knn")
     monkeypatch.setattr(type(knn), "version", knn.version + 1)
     bumped = stable_hash(unit.key())
     assert bumped != before and unit.key()["protocol_version"] == knn.version
-    monkeypatch.setattr(runner, "__version__", "99.0")
+    monkeypatch.setattr(planning, "__version__", "99.0")
     assert stable_hash(unit.key()) not in (before, bumped)
 
 
 def test_resumed_run_does_not_reuse_a_result_of_another_protocol_version(tmp_path, monkeypatch):
-    unit = runner.Unit("m", BASELINE, "t", "/t", "knn", {"k": 10}, 0, "fold00")
+    unit = planning.Unit("m", BASELINE, "t", "/t", "knn", {"k": 10}, 0, "fold00")
     result = unit.workdir(tmp_path) / "result.json"
     result.parent.mkdir(parents=True)
     stored = UnitResult(
@@ -291,9 +291,9 @@ def test_resumed_run_does_not_reuse_a_result_of_another_protocol_version(tmp_pat
         {},
     )
     stored.write(result)
-    assert runner.is_done(unit, tmp_path)
+    assert planning.is_done(unit, tmp_path)
     monkeypatch.setattr(type(get_protocol("knn")), "version", get_protocol("knn").version + 1)
-    assert not runner.is_done(unit, tmp_path)
+    assert not planning.is_done(unit, tmp_path)
 
 
 def test_embedding_cache_folder_changes_with_toolkit_version(make_task, tmp_path, monkeypatch):
@@ -352,7 +352,7 @@ def test_scores_table_keeps_what_a_unit_reports_about_itself(tmp_path):
 def test_runner_embeds_every_crop_a_unit_reads(make_task, tmp_path):
     task_dir = make_task("multiclass", name="spcv2_35", n_train=6, n_eval=3, duration=0.5)
     params = get_protocol("evar-linear").resolve_params({})
-    unit = runner.Unit("m", BASELINE, "spcv2", str(task_dir), "evar-linear", params, 42, "test")
+    unit = planning.Unit("m", BASELINE, "spcv2", str(task_dir), "evar-linear", params, 42, "test")
     specs = [spec for _, spec in runner._embedding_specs(unit)]
     assert [s.window_crop for s in specs] == [("random", 1.0), ("start", 1.0)]
     assert runner.compute_embeddings([unit], tmp_path, "cpu", progress=False) == {}

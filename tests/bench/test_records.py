@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from atst_hear.bench import report, runner
+from atst_hear.bench import planning, report
 from atst_hear.bench.cache import ModelSpec, stable_hash
 from atst_hear.bench.protocols.base import FoldResult
 from atst_hear.bench.records import (
@@ -127,7 +127,7 @@ def test_the_report_reads_what_the_record_holds(tmp_path):
 
 
 def test_a_malformed_result_is_run_again(tmp_path, caplog):
-    unit = runner.Unit(
+    unit = planning.Unit(
         "m",
         ModelSpec("logmel", "atst_hear.bench.baselines"),
         "t",
@@ -140,9 +140,9 @@ def test_a_malformed_result_is_run_again(tmp_path, caplog):
     path = unit.workdir(tmp_path) / RESULT_FILE
     path.parent.mkdir(parents=True)
     make_result(stable_hash(unit.key())).write(path)
-    assert runner.is_done(unit, tmp_path)
+    assert planning.is_done(unit, tmp_path)
     data = json.loads(path.read_text())
     del data["provenance"]
     path.write_text(json.dumps(data))
-    assert not runner.is_done(unit, tmp_path)
+    assert not planning.is_done(unit, tmp_path)
     assert f"{path}: not a unit result" in caplog.text

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from atst_hear import cli
-from atst_hear.bench import runner
+from atst_hear.bench import planning, runner
 from atst_hear.bench.report import write_report
 from atst_hear.bench.suite import SuiteError, load_suite
 
@@ -185,7 +185,7 @@ def test_changed_recipe_is_recomputed(toy_suite, tmp_path):
     summary = runner.run(
         load_suite(toy_suite),
         out,
-        runner.plan(load_suite(toy_suite), ["logmel"], ["scene"], ["knn"]),
+        planning.plan(load_suite(toy_suite), ["logmel"], ["scene"], ["knn"]),
         progress=False,
     )
     assert summary.done == ["logmel/scene/knn/seed-0/test"] and not summary.reused
@@ -201,7 +201,7 @@ def test_suite_errors_name_the_entry(toy_suite, tmp_path):
         ({"protocols": [{"protocol": "knn", "tasks": ["nope"]}]}, r"unknown tasks \['nope'\]"),
         ({"protocols": [{"protocol": "knn", "params": {"kk": 1}}]}, r"unknown parameters \['kk'\]"),
         ({"models": {"m": {"modul": "x"}}}, r"models.m: unknown keys \['modul'\]"),
-        ({"seeds": "zero"}, r"seeds: expected a non-empty list of integers"),
+        ({"seeds": "zero"}, r"seeds must be a non-empty list of integers, got 'zero'"),
     ]:
         bad.write_text(yaml.safe_dump({**suite, **change}))
         with pytest.raises(SuiteError, match=message):
@@ -218,13 +218,13 @@ def test_suite_errors_name_the_entry(toy_suite, tmp_path):
         )
     )
     with pytest.raises(FileNotFoundError, match="pass --checkpoint atst_frame=PATH"):
-        runner.plan(load_suite(bad))
+        planning.plan(load_suite(bad))
     weights = tmp_path / "frame.ckpt"
     weights.write_bytes(b"x")
     loaded = load_suite(bad, checkpoints={"atst_frame": str(weights)})
     assert loaded.models["atst"].spec.checkpoint == str(weights)
     with pytest.raises(FileNotFoundError, match=r"task '\w+': folder .*missing.* does not exist"):
-        runner.plan(load_suite(toy_suite, tasks_dir=tmp_path / "missing"))
+        planning.plan(load_suite(toy_suite, tasks_dir=tmp_path / "missing"))
 
 
 def test_cli_reports_user_errors(tmp_path, capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 
-from atst_hear.bench import runner
+from atst_hear.bench import planning, runner
 from atst_hear.bench.cache import ModelSpec
 from atst_hear.bench.protocols import get_protocol
 from atst_hear.tasks.folder import TaskFolder
@@ -15,7 +15,7 @@ BASELINE = ModelSpec("logmel", "atst_hear.bench.baselines")
 
 def test_a_unit_opens_its_task_folder_once_and_pickles_it(make_task, monkeypatch):
     task_dir = make_task("multiclass")
-    unit = runner.Unit("m", BASELINE, "t", str(task_dir), "knn", {"k": 3}, 0, "fold00")
+    unit = planning.Unit("m", BASELINE, "t", str(task_dir), "knn", {"k": 3}, 0, "fold00")
     opened = []
     original = TaskFolder.open.__func__
     monkeypatch.setattr(

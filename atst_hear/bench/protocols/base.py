@@ -9,7 +9,6 @@ A unit returns one :class:`FoldResult` per test fold it covers; it may keep part
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,7 +17,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
+from ...schema import Schema, validation_message
 from ...tasks.folder import TaskFolder
 from ...tasks.scores import MAP_ALL_CLASSES
 from ..cache import EmbeddingCache, ModelSpec
@@ -80,11 +81,17 @@ def _json_float(value: float) -> float | str | None:
 ALL_FOLDS = "all"
 
 
+class ProtocolParams(Schema):
+    """A protocol's hyper-parameters, each with its default; a suite overrides them by name."""
+
+    key_noun = "parameters"
+
+
 class Protocol:
     name: str = ""
     version: int = 1
     description: str = ""
-    defaults: dict[str, Any] = {}
+    Params: type[ProtocolParams] = ProtocolParams  # each protocol declares its own
     embedding_kind: str | None = None  # "scene" | "timestamp" | "task" (by task) | None (raw audio)
     seeded: bool = True  # False: results do not depend on the seed, one seed is enough
     # how mAP treats classes without positives in the evaluated split (tasks.scores.MAP_CONVENTIONS);
@@ -117,15 +124,20 @@ class Protocol:
         """Test folds run as separate units (default: one per test split)."""
         return sorted(task.splits) if task.is_kfold else ["test"]
 
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The parameters a suite leaves unset (a fresh dict each time)."""
+        return self.Params().model_dump()
+
     def resolve_params(self, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-        params = copy.deepcopy(self.defaults)
-        unknown = sorted(set(overrides or {}) - set(params))
-        if unknown:
-            raise ValueError(
-                f"protocol {self.name!r}: unknown parameters {unknown}; known: {sorted(params)}"
-            )
-        params.update(copy.deepcopy(dict(overrides or {})))
-        return params
+        """The defaults with a suite's ``overrides``, checked against :attr:`Params`: a new plain
+        dict (``model_dump`` copies every container) in the order the parameters are declared,
+        which unit keys hash."""
+        try:
+            params = self.Params.model_validate(dict(overrides or {}))
+        except ValidationError as err:
+            raise ValueError(f"protocol {self.name!r}: {validation_message(err)}") from None
+        return params.model_dump()
 
     def run(self, ctx: UnitContext) -> list[FoldResult]:
         raise NotImplementedError
@@ -138,7 +150,3 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def as_tensor(array: np.ndarray, device: str) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32, device=device)

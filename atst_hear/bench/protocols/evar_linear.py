@@ -25,27 +25,16 @@ table), so this protocol reproduces its recipe on frozen scene embeddings, follo
 Model selection never sees the test split: tasks with a validation split use it; k-fold tasks
 train on all other folds and validate on a seeded slice of them (by group where the task records
 groups), where EVAR draws an unseeded file-level 10 % slice; this and the other departures from
-EVAR are listed in :attr:`EvarLinear.deviations` and in each result's ``details``.
+EVAR are listed in :attr:`EvarLinear.deviations` and in each result's ``details``. The head is
+:class:`~atst_hear.bench.heads.EvarLinearClassifier`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-
-from ...tasks.scores import MAP_ALL_CLASSES, clip_score, compute_scores, score_spec
+from ...tasks.scores import MAP_ALL_CLASSES, compute_scores, score_spec
 from ..cache import ModelSpec
-from .base import FoldResult, Protocol, UnitContext, as_tensor
-from .batched import (
-    BatchedHeads,
-    BatchedOptimizer,
-    HeadConfig,
-    HeadRun,
-    fit_heads,
-    head_probabilities,
-    seeded_generator,
-)
+from ..heads import EvarLinearClassifier
+from .base import FoldResult, Protocol, UnitContext
 from .data import holdout_rotation, load_scene, select_folds
 
 # EVAR's unit duration per task (``evar/ds_tasks.py`` ``_defs``), by our converters' task names:
@@ -63,15 +52,6 @@ EVAR_UNIT_SECONDS = {
     "audioset_20k": 10.0,
 }
 EVAR_MAX_BATCH = 200
-
-
-def standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """scikit-learn's ``StandardScaler`` fitted on ``train``: population std, and features that
-    do not vary keep their scale (divided by 1)."""
-    mean = train.mean(axis=0)
-    std = train.std(axis=0)
-    std[std == 0] = 1.0
-    return [(x - mean) / std for x in (train, *others)]
 
 
 def needs_crop(task_name: str, clip_seconds: float | None) -> bool:
@@ -109,16 +89,17 @@ class EvarLinear(Protocol):
     description = "EVAR linear evaluation: standardised frozen embeddings, Linear, Adam, 200 epochs"
     embedding_kind = "scene"
     map_convention = MAP_ALL_CLASSES
-    defaults: dict[str, Any] = {
-        "lr": 3e-4,
-        "epochs": 200,
-        "early_stop_epochs": 20,
-        "weight_decay": 1e-8,
-        "max_batch_size": EVAR_MAX_BATCH,
-        "valid_fraction": 0.1,
-        "valid_seed": 0,
-        "crop": True,  # EVAR's per-task crop (EVAR_UNIT_SECONDS)
-    }
+
+    class Params(Protocol.Params):
+        lr: float = 3e-4
+        epochs: int = 200
+        early_stop_epochs: int = 20
+        weight_decay: float = 1e-8
+        max_batch_size: int = EVAR_MAX_BATCH
+        valid_fraction: float = 0.1
+        valid_seed: int = 0
+        crop: bool = True  # EVAR's per-task crop (EVAR_UNIT_SECONDS)
+
     published_params = ("epochs", "early_stop_epochs", "weight_decay", "max_batch_size", "crop")
     deviations = (
         "evar-linear: tasks without a validation split validate on a seeded slice of the "
@@ -139,67 +120,43 @@ class EvarLinear(Protocol):
         )
         if score_spec(task.primary_score).event:
             raise ValueError(f"{task.path}: primary score {task.primary_score!r} needs events")
-        lr, epochs = float(params["lr"]), int(params["epochs"])
-        if lr <= 0 or epochs <= 0:
-            raise ValueError(f"evar-linear: lr and epochs must be positive, got {lr}, {epochs}")
         if not isinstance(params["crop"], bool):
             raise ValueError(f"evar-linear: crop must be true or false, got {params['crop']!r}")
+        head = EvarLinearClassifier(
+            lr=params["lr"],
+            epochs=params["epochs"],
+            early_stop_epochs=params["early_stop_epochs"],
+            weight_decay=params["weight_decay"],
+            max_batch_size=params["max_batch_size"],
+            multilabel=task.is_multilabel,
+            random_state=(ctx.seed, fold.name),
+            device=ctx.device,
+            progress=ctx.progress,
+            description=f"evar-linear {task.name} {fold.name}",
+        )
         fit_model, test_model = evar_models(ctx.model, task, params["crop"])
         train = load_scene(ctx.cache, fit_model, task, fold.train)
         valid = load_scene(ctx.cache, fit_model, task, fold.valid)
         test = load_scene(ctx.cache, test_model, task, fold.test)
-        x_train, x_valid, x_test = standardise(train.x, valid.x, test.x)
-        # EVAR selects on accuracy or mAP by label type, whatever the task's primary score
-        selection = "mAP" if task.is_multilabel else "top1_acc"
-        config = HeadConfig(train.x.shape[1], train.y.shape[1])
-        generator = seeded_generator("evar-linear", ctx.seed, fold.name)
-        heads = BatchedHeads(config, ["torch_default"], [generator], ctx.device)
-        optimizer = BatchedOptimizer(
-            heads, [lr], "adam", weight_decay=float(params["weight_decay"])
-        )
-        run = HeadRun(
-            0,
-            {"lr": lr},
-            True,
-            epochs,
-            patience=int(params["early_stop_epochs"]) or None,
-            ties_improve=True,
-        )
-        batch_size = min(int(params["max_batch_size"]), len(train.x))
-        ctx.log(f"training a linear head for up to {epochs} epochs ({len(train.x)} clips)")
-        fit_heads(
-            [run],
-            heads,
-            optimizer,
-            as_tensor(x_train, ctx.device),
-            as_tensor(train.y, ctx.device),
-            as_tensor(x_valid, ctx.device),
-            task.is_multilabel,
-            lambda probs, logits: (float(clip_score(selection, probs, valid.y)), None),
-            batch_size=batch_size,
-            shuffle=seeded_generator("evar-linear-order", ctx.seed, fold.name),
-            progress=ctx.progress,
-            description=f"evar-linear {task.name} {fold.name}",
-            # EVAR's single-label loss is the mean over clips and classes of -y * log p
-            loss_scale=1.0 if task.is_multilabel else 1.0 / train.y.shape[1],
-        )
-        best = BatchedHeads.from_snapshots(config, [run.snapshot], ctx.device)
-        logits = best.predict_logits(as_tensor(x_test, ctx.device))[0]
-        probs = head_probabilities(logits, task.is_multilabel).cpu().numpy()
+        ctx.log(f"training a linear head for up to {head.epochs} epochs ({len(train.x)} clips)")
+        head.fit(train.x, train.y, valid.x, valid.y)
         return [
             FoldResult(
                 fold=fold.name,
                 scores=compute_scores(
-                    task.evaluation, probs, test.y, map_convention=self.map_convention
+                    task.evaluation,
+                    head.predict_proba(test.x),
+                    test.y,
+                    map_convention=self.map_convention,
                 ),
                 primary=task.primary_score,
                 valid_source=fold.valid_source,
                 details={
-                    "lr": lr,
-                    "best_epoch": run.best_epoch,
-                    "selection_score": selection,
-                    "validation_score": run.best_value,
-                    "batch_size": batch_size,
+                    "lr": float(head.lr),
+                    "best_epoch": head.best_epoch_,
+                    "selection_score": head.scoring_,
+                    "validation_score": head.best_score_,
+                    "batch_size": head.batch_size_,
                     "evar_unit_seconds": EVAR_UNIT_SECONDS.get(task.name),
                     "cropped": fit_model is not ctx.model,
                     "deviations": crop_deviations(task.name, task.sample_duration, params["crop"]),

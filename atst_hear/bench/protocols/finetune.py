@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -55,8 +56,8 @@ from ...models.encoder import ATSTConfig, ATSTEncoder
 from ...tasks.folder import TaskFolder
 from ...tasks.scores import MAP_PRESENT_CLASSES, clip_score, compute_scores, score_spec
 from ..cache import ModelSpec, audio_source
+from ..heads.batched import seeded_generator
 from .base import FoldResult, Protocol, UnitContext
-from .batched import seeded_generator
 from .data import FileSelection, holdout_rotation, multi_hot, select_folds
 
 _FLAVOUR_OF_MODULE = {
@@ -112,27 +113,27 @@ class Finetune(Protocol):
         "crop_seconds",
         "drop_path",
     )
-    defaults: dict[str, Any] = {
-        "lr": 0.5,  # shell value; effective = lr * batch_size / 256
-        "epochs": 50,
-        "warmup_epochs": 5,
-        "batch_size": 512,
-        "micro_batch": 64,
-        "lr_reference_batch": 256,
-        "layer_decay": 0.75,
-        "momentum": 0.9,
-        "grad_clip": 3.0,
-        "mixup_alpha": None,
-        "mixup_memory": 5000,
-        "mixup_ratio": 1.0,  # share of clips mixed (official --mixup_ratio)
-        "crop_seconds": 12.0,
-        "drop_path": 0.1,  # the official encoders' drop_path_rate, active while fine-tuning
-        "balanced_sampling": False,
-        "val_every": 1,
-        "num_workers": 2,
-        "valid_fraction": 0.1,
-        "valid_seed": 0,
-    }
+
+    class Params(Protocol.Params):
+        lr: float = 0.5  # shell value; effective = lr * batch_size / 256
+        epochs: int = 50
+        warmup_epochs: int = 5
+        batch_size: int = 512
+        micro_batch: int = 64
+        lr_reference_batch: int = 256
+        layer_decay: float = 0.75
+        momentum: float = 0.9
+        grad_clip: float = 3.0
+        mixup_alpha: float | None = None  # None: no mixup
+        mixup_memory: int = 5000
+        mixup_ratio: float = Field(1.0, ge=0, le=1)  # share of clips mixed (official --mixup_ratio)
+        crop_seconds: float = Field(12.0, gt=0)
+        drop_path: float = 0.1  # the official encoders' drop_path_rate, active while fine-tuning
+        balanced_sampling: bool = False
+        val_every: int = 1
+        num_workers: int = 2
+        valid_fraction: float = 0.1
+        valid_seed: int = 0
 
     def supports(self, task) -> str | None:
         return "finetune runs on scene tasks (use sed for events)" if task.is_event else None
@@ -284,15 +285,6 @@ class Finetune(Protocol):
 def _check_params(params: dict[str, Any]) -> None:
     if params["batch_size"] % params["micro_batch"]:
         raise ValueError("finetune: batch_size must be a multiple of micro_batch")
-    if not isinstance(params["balanced_sampling"], bool):
-        raise ValueError(
-            f"finetune: balanced_sampling must be true or false, got {params['balanced_sampling']!r}"
-        )
-    ratio = params["mixup_ratio"]
-    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
-        raise ValueError(f"finetune: mixup_ratio must be a number in [0, 1], got {ratio!r}")
-    if not params["crop_seconds"] or float(params["crop_seconds"]) <= 0:
-        raise ValueError(f"finetune: crop_seconds must be positive, got {params['crop_seconds']!r}")
 
 
 def unit_deviations(params: dict[str, Any]) -> list[str]:

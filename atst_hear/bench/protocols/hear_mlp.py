@@ -19,7 +19,8 @@ What is kept from hear-eval-kit 2021.1.3 (``hear-contract.md`` §3.3-3.7):
   every check and the best check's choice used at test time;
 * ``test.predicted-scores.json`` in hear-eval-kit's layout.
 
-What is faster: the grid's heads train together (:mod:`.batched`), embeddings stay in memory,
+What is faster: the grid's heads train together (:class:`~atst_hear.bench.heads.HearMLPClassifier`,
+on :mod:`atst_hear.bench.heads.batched`), embeddings stay in memory,
 checkpoints are in-memory snapshots of the best check, and early-stopped heads leave the batch.
 
 Known differences: initialisation and dropout draw from per-head generators seeded from
@@ -43,17 +44,10 @@ import torch
 
 from ...fileio import atomic_output, write_json_atomic
 from ...tasks.scores import EventPredictions, compute_scores, score_spec
-from .base import ALL_FOLDS, FoldResult, Protocol, UnitContext, as_tensor
-from .batched import (
-    BatchedHeads,
-    BatchedOptimizer,
-    HeadConfig,
-    HeadRun,
-    fit_heads,
-    head_losses,
-    head_probabilities,
-    seeded_generator,
-)
+from ..heads import HearMLPClassifier
+from ..heads.base import main_value
+from ..heads.batched import head_losses
+from .base import ALL_FOLDS, FoldResult, Protocol, UnitContext
 from .data import (
     EventData,
     Fold,
@@ -182,11 +176,11 @@ class Evaluator:
             return self.loss(logits), self.postprocessing[0] if self.is_event else ()
         name = self.names[0]
         if not self.is_event:
-            return _main(score_spec(name).compute(probs, self.data.y)), ()
+            return main_value(score_spec(name).compute(probs, self.data.y)), ()
         sign = 1.0 if self.maximize else -1.0
         raw = {}
         for pp in self.postprocessing:
-            raw[pp] = _main(score_spec(name).compute(self._event_inputs(probs, pp, [name])))
+            raw[pp] = main_value(score_spec(name).compute(self._event_inputs(probs, pp, [name])))
         # hear-eval-kit ranks post-processings with NaN as 0 but logs the raw score, so a NaN
         # (nothing detected) reaches early stopping, which ends the run there
         best_pp = max(raw, key=lambda pp: (sign * (0.0 if np.isnan(raw[pp]) else raw[pp]), pp))
@@ -201,92 +195,18 @@ class Evaluator:
         return {"loss": self.loss(logits), **compute_scores(self.names, probs, self.data.y)}, None
 
 
-def _main(value: float | dict[str, float]) -> float:
-    """A score's main value (the first sub-score of a tuple score)."""
-    return float(next(iter(value.values()))) if isinstance(value, dict) else float(value)
-
-
-# --- training ---------------------------------------------------------------------------
-def head_config(conf: Mapping[str, Any], in_dim: int, out_dim: int) -> HeadConfig:
-    return HeadConfig(
-        in_dim=in_dim,
-        out_dim=out_dim,
-        hidden_layers=int(conf["hidden_layers"]),
-        hidden_dim=int(conf["hidden_dim"]),
-        dropout=float(conf["dropout"]),
-    )
-
-
-def train_grid(
-    confs: Sequence[Mapping[str, Any]],
-    train: SceneData | EventData,
-    valid: Evaluator,
-    seed_labels: Sequence[tuple],
-    device: str = "cpu",
-    progress: bool = True,
-    description: str = "hear-mlp",
-) -> list[HeadRun]:
-    """Train every configuration; heads of equal shape and schedule share one batch."""
-    runs = [
-        HeadRun(i, dict(c), valid.maximize, int(c["max_epochs"]), int(c["patience"]))
-        for i, c in enumerate(confs)
-    ]
-    groups: dict[tuple, list[HeadRun]] = {}
-    for run in runs:
-        c = run.conf
-        key = (
-            c["hidden_layers"],
-            c["hidden_dim"],
-            c["dropout"],
-            c["batch_size"],
-            c["check_val_every_n_epoch"],
-        )
-        groups.setdefault(key, []).append(run)
-    x_train, y_train = as_tensor(train.x, device), as_tensor(train.y, device)
-    x_valid = as_tensor(valid.data.x, device)
-    for group in groups.values():
-        conf = group[0].conf
-        heads = BatchedHeads(
-            head_config(conf, x_train.shape[1], y_train.shape[1]),
-            [run.conf["initialization"] for run in group],
-            [seeded_generator(*seed_labels[run.index]) for run in group],
-            device,
-        )
-        optimizer = BatchedOptimizer(heads, [run.conf["lr"] for run in group], "adam")
-        fit_heads(
-            group,
-            heads,
-            optimizer,
-            x_train,
-            y_train,
-            x_valid,
-            valid.multilabel,
-            valid.select,
-            batch_size=int(conf["batch_size"]),
-            check_every=int(conf["check_val_every_n_epoch"]),
-            progress=progress,
-            description=description,
-        )
-    return runs
-
-
-def best_run(runs: Sequence[HeadRun]) -> HeadRun:
-    """hear-eval-kit's ``sort_grid_points``: best validation value, ties in grid order."""
-    ordered = sorted(runs, key=lambda r: r.best_value, reverse=runs[0].maximize)
-    return ordered[0]
-
-
 # --- the protocol --------------------------------------------------------------------------
 class HearMLP(Protocol):
     name = "hear-mlp"
     version = 1
     description = "hear-eval-kit's MLP grid on frozen embeddings (HEAR leaderboard protocol)"
     embedding_kind = "task"
-    defaults = {
-        "grid": "default",
-        "grid_points": 8,
-        "grid_overrides": {},  # e.g. {"max_epochs": [30]} for quick runs
-    }
+
+    class Params(Protocol.Params):
+        grid: str = "default"
+        grid_points: int = 8
+        grid_overrides: dict[str, Any] = {}  # e.g. {"max_epochs": [30]} for quick runs
+
     published_params = ("grid", "grid_points", "grid_overrides")
 
     def fold_units(self, task, params) -> list[str]:
@@ -303,23 +223,15 @@ class HearMLP(Protocol):
         fold_files = {fold.name: ctx.workdir / f"fold-{fold.name}.json" for fold in folds}
         if not grid_file.is_file():
             ctx.log(f"grid search: {len(confs)} points on split {folds[0].name}")
-            train, valid, test = self._load(ctx, folds[0])
-            labels = [(ctx.seed, folds[0].name, i) for i in range(len(confs))]
-            runs = train_grid(
-                confs, train, valid, labels, ctx.device, ctx.progress, f"hear-mlp grid {task.name}"
-            )
-            best = best_run(runs)
-            write_json_atomic(fold_files[folds[0].name], self._test(ctx, best, test, folds[0]))
+            head, test = self._fit(ctx, folds[0], confs, None, f"hear-mlp grid {task.name}")
+            write_json_atomic(fold_files[folds[0].name], self._test(ctx, head, test, folds[0]))
             write_json_atomic(
                 grid_file,
                 {
-                    "best_index": best.index,
-                    "conf": best.conf,
-                    "postprocessing": [list(p) for p in best.best_extra],
-                    "grid": [
-                        {"conf": r.conf, "validation_score": r.best_value, "epoch": r.best_epoch}
-                        for r in runs
-                    ],
+                    "best_index": head.best_index_,
+                    "conf": head.best_params_,
+                    "postprocessing": [list(p) for p in head.best_extra_],
+                    "grid": head.grid_results_,
                 },
             )
         grid = json.loads(grid_file.read_text())
@@ -327,17 +239,10 @@ class HearMLP(Protocol):
             if fold_files[fold.name].is_file():
                 continue
             ctx.log(f"training the selected configuration on split {fold.name}")
-            train, valid, test = self._load(ctx, fold)
-            runs = train_grid(
-                [grid["conf"]],
-                train,
-                valid,
-                [(ctx.seed, fold.name, grid["best_index"])],
-                ctx.device,
-                ctx.progress,
-                f"hear-mlp {task.name} {fold.name}",
+            head, test = self._fit(
+                ctx, fold, [grid["conf"]], [grid["best_index"]], f"hear-mlp {task.name} {fold.name}"
             )
-            write_json_atomic(fold_files[fold.name], self._test(ctx, runs[0], test, fold))
+            write_json_atomic(fold_files[fold.name], self._test(ctx, head, test, fold))
         per_fold = {f.name: json.loads(fold_files[f.name].read_text()) for f in folds}
         write_json_atomic(
             ctx.workdir / "test.predicted-scores.json", self._hear_layout(ctx, per_fold, grid)
@@ -357,7 +262,15 @@ class HearMLP(Protocol):
             for f in folds
         ]
 
-    def _load(self, ctx: UnitContext, fold: Fold):
+    def _fit(
+        self,
+        ctx: UnitContext,
+        fold: Fold,
+        confs: list[dict],
+        point_ids: list[int] | None,
+        description: str,
+    ) -> tuple[HearMLPClassifier, Evaluator]:
+        """The grid (or the selected point) trained on ``fold``, and the fold's test split."""
         task = ctx.task
         load = load_events if task.is_event else load_scene
         train, valid, test = (
@@ -377,27 +290,36 @@ class HearMLP(Protocol):
                 task.evaluation, task.labels, task.is_multilabel, data, pp, use_scoring
             )
 
-        return train, evaluator(valid), evaluator(test)
+        valid_scores = evaluator(valid)
+        head = HearMLPClassifier(
+            confs,
+            multilabel=task.is_multilabel,
+            scoring=valid_scores.select,
+            greater_is_better=valid_scores.maximize,
+            random_state=(ctx.seed, fold.name),
+            point_ids=point_ids,
+            device=ctx.device,
+            progress=ctx.progress,
+            description=description,
+        )
+        head.fit(train.x, train.y, valid.x, valid.y)
+        return head, evaluator(test)
 
-    def _test(self, ctx: UnitContext, run: HeadRun, test: Evaluator, fold: Fold) -> dict:
-        config = head_config(run.conf, test.data.x.shape[1], test.data.y.shape[1])
-        heads = BatchedHeads.from_snapshots(config, [run.snapshot], ctx.device)
-        logits = heads.predict_logits(as_tensor(test.data.x, ctx.device))[0]
-        probs = head_probabilities(logits, test.multilabel).cpu().numpy()
-        scores, events = test.test_scores(probs, logits, run.best_extra)
+    def _test(self, ctx: UnitContext, head: HearMLPClassifier, test: Evaluator, fold: Fold) -> dict:
+        logits = head.decision_function(test.data.x)
+        probs = head.predict_proba(test.data.x)
+        # the loss on the device, as the logits were computed
+        logits_on_device = torch.as_tensor(logits, device=ctx.device)
+        scores, events = test.test_scores(probs, logits_on_device, head.best_extra_)
         hear = {
             "test_loss": scores["loss"],
             "test_score": scores[test.names[0]],
             **{f"test_{k}": v for k, v in scores.items() if k != "loss"},
-            "validation_score": run.best_value,
-            "epoch": run.best_epoch,
-            "time_in_min": run.time_in_min,
+            "validation_score": head.best_score_,
+            "epoch": head.best_epoch_,
+            "time_in_min": head.time_in_min_,
         }
-        arrays = {
-            "target": test.data.y,
-            "prediction": probs,
-            "prediction_logit": logits.cpu().numpy(),
-        }
+        arrays = {"target": test.data.y, "prediction": probs, "prediction_logit": logits}
         path = ctx.workdir / f"{fold.name}.predictions.npz"
         with atomic_output(path) as tmp, open(tmp, "wb") as handle:
             np.savez_compressed(handle, **arrays)

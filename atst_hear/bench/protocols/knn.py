@@ -3,38 +3,16 @@
 Nothing is trained and nothing is selected, so it needs no validation split: every non-test
 clip is a neighbour candidate, embeddings are standardised with their statistics, and a test
 clip's class scores are the cosine-similarity-weighted mean of its ``k`` nearest neighbours'
-(multi-hot) labels. A parameter-free sanity check of what the embedding space holds.
+(multi-hot) labels (:class:`~atst_hear.bench.heads.KNNClassifier`). A parameter-free sanity
+check of what the embedding space holds.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from ...tasks.scores import compute_scores, score_spec
+from ..heads import KNNClassifier
 from .base import FoldResult, Protocol, UnitContext
 from .data import FileSelection, load_scene
-
-
-def knn_scores(
-    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k: int, chunk: int = 1024
-) -> np.ndarray:
-    """``[n_test, C]`` similarity-weighted label means of the ``k`` nearest training clips."""
-    mean, std = train_x.mean(axis=0), train_x.std(axis=0) + 1e-8
-
-    def unit(x):
-        z = (x - mean) / std
-        return z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-12)
-
-    train_u, k = unit(train_x), min(k, len(train_x))
-    out = np.zeros((len(test_x), train_y.shape[1]))
-    for start in range(0, len(test_x), chunk):
-        similarity = unit(test_x[start : start + chunk]) @ train_u.T
-        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-        weights = np.clip(np.take_along_axis(similarity, nearest, axis=1), 1e-6, None)
-        out[start : start + chunk] = np.einsum(
-            "nk,nkc->nc", weights, train_y[nearest]
-        ) / weights.sum(axis=1, keepdims=True)
-    return out
 
 
 class KNN(Protocol):
@@ -43,7 +21,10 @@ class KNN(Protocol):
     description = "cosine k-NN (k=10) on standardised frozen embeddings; nothing trained"
     embedding_kind = "scene"
     seeded = False
-    defaults = {"k": 10}
+
+    class Params(Protocol.Params):
+        k: int = 10
+
     deviations = ("knn: atst-hear's own sanity check; no published recipe to compare with",)
 
     def supports(self, task) -> str | None:
@@ -56,7 +37,9 @@ class KNN(Protocol):
         pool = tuple(s for s in task.splits if s != ctx.fold)
         train = load_scene(ctx.cache, ctx.model, task, FileSelection(pool))
         test = load_scene(ctx.cache, ctx.model, task, FileSelection((ctx.fold,)))
-        scores = knn_scores(train.x, train.y, test.x, int(ctx.params["k"]))
+        scores = (
+            KNNClassifier(n_neighbors=ctx.params["k"]).fit(train.x, train.y).predict_proba(test.x)
+        )
         return [
             FoldResult(
                 fold=ctx.fold,

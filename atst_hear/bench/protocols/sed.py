@@ -36,7 +36,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -51,8 +50,8 @@ from ...tasks.event_metrics import event_based_scores
 from ...tasks.psds import PSDS1, PSDS2, intersection_f1, psds_eval_from_scores, psds_from_scores
 from ...tasks.scores import EventPredictions, compute_scores, score_spec
 from ..cache import audio_source
+from ..heads.batched import seeded_generator
 from .base import FoldResult, Protocol, UnitContext
-from .batched import seeded_generator
 from .data import (
     EventData,
     FileSelection,
@@ -247,22 +246,22 @@ class SED(Protocol):
         "threshold",
         "drop_path",
     )
-    defaults: dict[str, Any] = {
-        "lr": 0.1,
-        "epochs": 100,
-        "warmup_epochs": 5,
-        "batch_size": 256,
-        "momentum": 0.9,
-        "grad_clip": 3.0,
-        "val_every": 1,
-        "val_median_filter": 3,
-        "test_median_filter": 7,
-        "threshold": 0.5,
-        "finetune_mode": False,
-        "drop_path": 0.1,  # finetune_mode: stochastic depth of the trained last block
-        "valid_fraction": 0.1,
-        "valid_seed": 0,
-    }
+
+    class Params(Protocol.Params):
+        lr: float = 0.1
+        epochs: int = 100
+        warmup_epochs: int = 5
+        batch_size: int = 256
+        momentum: float = 0.9
+        grad_clip: float = 3.0
+        val_every: int = 1
+        val_median_filter: int = 3
+        test_median_filter: int = 7
+        threshold: float = 0.5
+        finetune_mode: bool = False
+        drop_path: float = 0.1  # finetune_mode: stochastic depth of the trained last block
+        valid_fraction: float = 0.1
+        valid_seed: int = 0
 
     def supports(self, task) -> str | None:
         return None if task.is_event else "sed needs an event task"

@@ -34,6 +34,10 @@ BN_EPS = 1e-5
 INITIALIZATIONS = ("xavier_uniform", "xavier_normal", "normal_0.01", "torch_default")
 
 
+def as_tensor(array: np.ndarray, device: str | torch.device) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32, device=device)
+
+
 def seeded_generator(*parts: object) -> torch.Generator:
     """A CPU generator seeded from any labels (seed, grid point, fold, ...)."""
     digest = hashlib.sha256(repr(parts).encode()).digest()
@@ -444,6 +448,12 @@ def fit_heads(
     for run in runs:
         if run.snapshot is None:
             raise RuntimeError(f"{description}: head {run.conf} had no finite validation score")
+
+
+def best_run(runs: Sequence[HeadRun]) -> HeadRun:
+    """The run with the best validation value, ties going to the earlier run (hear-eval-kit's
+    ``sort_grid_points``)."""
+    return sorted(runs, key=lambda r: r.best_value, reverse=runs[0].maximize)[0]
 
 
 def cosine_scale(total_epochs: int) -> Callable[[int], float]:
