@@ -9,7 +9,8 @@ Example::
     models:
       atst-frame:
         module: atst_hear.hear.frame
-        checkpoint: atst_frame          # a name given with --checkpoint atst_frame=PATH, or a path
+        checkpoint: atst_frame          # a name given with --checkpoint atst_frame=PATH, a path,
+                                        # or a registered name (atst-frame-base, downloaded once)
         options: {}                     # load_model options
         reference: ATST-Frame           # model name in the reference tables
         sweep: {n_blocks: [1, 6, 12]}   # optional: one model per value (per-layer curves)
@@ -40,6 +41,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
 
+from ..models import registry
 from ..resources import shipped
 from ..schema import OptionalMapping, Schema, expected, validation_message
 from ..tasks.folder import TaskFolder
@@ -285,12 +287,19 @@ def check_model_options(module_name: str, options: Mapping[str, Any], where: str
 
 
 def _resolve_checkpoint(value: str, checkpoints: Mapping[str, str], suite_path: Path) -> str | None:
-    """The path a checkpoint name or path stands for; None when it is not (yet) given."""
+    """The path a checkpoint stands for: a name given on the command line, a path (absolute or
+    beside the suite), or a registered checkpoint name (``atst_hear.models.registry``), which is
+    downloaded into the torch hub cache once; None when the command line has yet to give it."""
     if value in checkpoints:
-        return str(Path(checkpoints[value]).expanduser())
+        given = checkpoints[value]
+        if registry.lookup(given) is not None:
+            return str(registry.fetch(given))
+        return str(Path(given).expanduser())
     for candidate in (Path(value).expanduser(), suite_path.parent / value):
         if candidate.is_file():
             return str(candidate)
+    if registry.lookup(value) is not None:
+        return str(registry.fetch(value))
     return None
 
 
