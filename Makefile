@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-slow lint format benchmark bench-embed gpu-check clean hear-venv interop interop-full pretrain-demo
+.PHONY: install test test-slow lint format benchmark bench-embed gpu-check clean hear-venv interop interop-full pretrain-demo pretrain-ablations
 
 install: $(INSTALLED)
 
@@ -76,3 +76,8 @@ pretrain-demo: install
 		--out $(PRETRAIN_DEMO)/probe && \
 	grep '^| tiny-frame' $(PRETRAIN_DEMO)/probe/summary.md && \
 	echo "pretrain-demo: $$(( $$(date +%s) - start )) s; load average $$(cut -d' ' -f1-3 /proc/loadavg) on $$(nproc) cores"
+
+# what the CPU pre-training does to the probes, run by run (docs/pretraining.md; ~45 min on 2
+# cores): benchmarks/pretrain_ablations.yaml -> results/pretrain_ablations/
+pretrain-ablations: install
+	$(PY) benchmarks/pretrain_ablations.py --demo-tasks $(DEMO_TASKS)
