@@ -77,7 +77,7 @@ pretrain-demo: install
 	grep '^| tiny-frame' $(PRETRAIN_DEMO)/probe/summary.md && \
 	echo "pretrain-demo: $$(( $$(date +%s) - start )) s; load average $$(cut -d' ' -f1-3 /proc/loadavg) on $$(nproc) cores"
 
-# what the CPU pre-training does to the probes, run by run (docs/pretraining.md; ~45 min on 2
+# what the CPU pre-training does to the probes, run by run (docs/pretraining.md; ~55 min on 2
 # cores): benchmarks/pretrain_ablations.yaml -> results/pretrain_ablations/
 pretrain-ablations: install
 	$(PY) benchmarks/pretrain_ablations.py --demo-tasks $(DEMO_TASKS)

@@ -177,7 +177,8 @@ def plot_curves(summary: pd.DataFrame, runs: list[str], out: Path) -> None:
     tasks = sorted(summary["task"].unique())
     columns = 3
     fig, axes = plt.subplots(2, columns, figsize=(11, 6), sharex=True)
-    colours = plt.get_cmap("tab10")
+    palette = plt.get_cmap("tab20")  # more runs than tab10 has colours: dark hues first
+    colours = [palette(i) for i in [*range(0, 20, 2), *range(1, 20, 2)]]
     parsed = summary.assign(
         run=[split_model(m)[0] for m in summary["model"]],
         step=[split_model(m)[1] for m in summary["model"]],
@@ -190,7 +191,7 @@ def plot_curves(summary: pd.DataFrame, runs: list[str], out: Path) -> None:
         ax.axhspan(level - spread, level + spread, color="black", alpha=0.08, linewidth=0)
         for index, run in enumerate(runs):
             curve = pd.concat([start, rows[rows["run"] == run]]).sort_values("step")
-            ax.plot(curve["step"], curve["mean"], marker=".", color=colours(index), label=run)
+            ax.plot(curve["step"], curve["mean"], marker=".", color=colours[index % 20], label=run)
         ax.set_title(f"{task} ({rows['metric'].iloc[0]})")
         ax.set_xlabel("pre-training step")
     axes.flat[0].legend(fontsize=7, loc="best")
@@ -252,11 +253,11 @@ def main(argv: list[str] | None = None) -> int:
         "tasks_above_random_at_last_step": above,
         "effective_rank": ranks,
         "scores": summary.to_dict(orient="records"),
-        "total_seconds": round(time.monotonic() - started, 1),
+        "seconds_this_invocation": round(time.monotonic() - started, 1),  # reuse makes it short
     }
     (args.out / "summary.json").write_text(json.dumps(record, indent=1, default=float) + "\n")
     shutil.copy(args.config, args.out / "config.yaml")
-    log.info("wrote %s (%.0f s)", args.out, record["total_seconds"])
+    log.info("wrote %s (%.0f s)", args.out, record["seconds_this_invocation"])
     return 0
 
 

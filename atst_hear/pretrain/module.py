@@ -181,6 +181,9 @@ class PretrainModule(L.LightningModule):
         if datamodule is not None and hasattr(datamodule, "record"):
             datamodule.record(batch)
             self.log("skipped_files", float(datamodule.skipped), on_step=True, batch_size=1)
+            # the stream is endless, so Lightning's epoch stays 0; a sample carries the stream
+            # position after it, whose pass is the number of passes completed
+            self.log("data_passes_done", float(batch["epoch"][-1]), on_step=True, batch_size=1)
         return loss
 
     def _frame_outputs(self, wave: torch.Tensor):

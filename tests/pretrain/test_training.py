@@ -74,6 +74,17 @@ def test_checkpoints_every_n_steps_and_last(frame_runs):
     assert list((frame_runs["whole"] / "logs" / "csv").glob("version_*/metrics.csv"))
 
 
+def test_the_log_counts_passes_over_the_data(frame_runs):
+    # 12 files in batches of 4: step 2 completes the first pass, step 5 the second; Lightning's
+    # own epoch stays 0 because the stream never ends
+    import pandas as pd
+
+    (metrics,) = (frame_runs["whole"] / "logs" / "csv").glob("version_*/metrics.csv")
+    rows = pd.read_csv(metrics).dropna(subset=["data_passes_done"])
+    assert rows.groupby("step")["data_passes_done"].first().tolist() == [0, 0, 1, 1, 1, 2]
+    assert set(rows["epoch"]) == {0}
+
+
 def test_release_checkpoint_loads_unchanged_through_the_hear_module(frame_runs):
     release = frame_runs["release"]
     assert release == frame_runs["whole"] / "atst_frame.ckpt"
