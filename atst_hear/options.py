@@ -40,13 +40,37 @@ def require_int(value: Any, name: str, minimum: int | None = None) -> int:
     return int(value)
 
 
+def require_number(
+    value: Any,
+    name: str,
+    *,
+    at_least: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+) -> float:
+    """``value`` as a ``float`` if it is a finite real number (not a bool or string) within the
+    bounds given: ``>= at_least``, ``> above``, ``< below``."""
+    bounds = [
+        f"{symbol} {bound:g}"
+        for symbol, bound in ((">=", at_least), (">", above), ("<", below))
+        if bound is not None
+    ]
+    wanted = "a finite number" + (f" {', '.join(bounds)}" if bounds else "")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise OptionError(f"{name} must be {wanted}, got {describe_value(value)}")
+    inside = math.isfinite(value) and not (
+        (at_least is not None and value < at_least)
+        or (above is not None and value <= above)
+        or (below is not None and value >= below)
+    )
+    if not inside:
+        raise OptionError(f"{name} must be {wanted}, got {value!r}")
+    return float(value)
+
+
 def require_positive(value: Any, name: str) -> float:
     """``value`` as a ``float`` if it is a finite positive real number (not a bool or string)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise OptionError(f"{name} must be a positive number, got {describe_value(value)}")
-    if not math.isfinite(value) or value <= 0:
-        raise OptionError(f"{name} must be a finite positive number, got {value!r}")
-    return float(value)
+    return require_number(value, name, above=0.0)
 
 
 def require_choice(value: Any, name: str, choices: Sequence[str]) -> str:

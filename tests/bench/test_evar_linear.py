@@ -175,7 +175,7 @@ def test_evar_linear_kfold_validates_on_whole_groups(make_task, tmp_path):
 def test_evar_linear_rejects_bad_settings(make_task, tmp_path):
     task_dir = make_task("multiclass")
     with pytest.raises(
-        ValueError, match=r"EvarLinearClassifier: lr must be a number > 0, got 0\.0"
+        ValueError, match=r"EvarLinearClassifier: lr must be a finite number > 0, got 0\.0"
     ):
         run_unit(tmp_path, task_dir, {"lr": 0.0})
     with pytest.raises(ValueError, match="unknown parameters"):

@@ -14,7 +14,6 @@ column even when a training split lacks it.
 from __future__ import annotations
 
 import inspect
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,6 +22,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from ...options import OptionError, require_bool, require_int, require_number
 from ...tasks.scores import MAP_ALL_CLASSES, clip_score, score_spec
 from .batched import as_tensor, head_probabilities
 
@@ -31,18 +31,12 @@ from .batched import as_tensor, head_probabilities
 Scorer = Callable[[np.ndarray, torch.Tensor], tuple[float, Any]]
 
 
-class InvalidHeadParameter(ValueError, TypeError):
-    """A hyper-parameter of the wrong type or out of range (a ``ValueError`` and a
-    ``TypeError``, as scikit-learn's own ``InvalidParameterError``)."""
-
-
-def _fail(owner: object, name: str, value: Any, expected: str) -> None:
-    raise InvalidHeadParameter(f"{type(owner).__name__}: {name} must be {expected}, got {value!r}")
+def _where(owner: object, name: str) -> str:
+    return f"{type(owner).__name__}: {name}"
 
 
 def check_int(owner: object, name: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        _fail(owner, name, value, f"an integer >= {minimum}")
+    require_int(value, _where(owner, name), minimum=minimum)
 
 
 def check_float(
@@ -54,24 +48,17 @@ def check_float(
     low_inclusive: bool = False,
 ) -> None:
     """A real number above ``low`` (or equal to it, with ``low_inclusive``) and below ``high``."""
-    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not (
-        number
-        and (value >= low if low_inclusive else value > low)
-        and (high is None or value < high)
-    ):
-        bound = f"{'>=' if low_inclusive else '>'} {low:g}"
-        _fail(owner, name, value, f"a number {bound}" + ("" if high is None else f", < {high:g}"))
+    bounds = {"at_least": low} if low_inclusive else {"above": low}
+    require_number(value, _where(owner, name), below=high, **bounds)
 
 
 def check_bool(owner: object, name: str, value: Any) -> None:
-    if not isinstance(value, bool | np.bool_):
-        _fail(owner, name, value, "true or false")
+    require_bool(value, _where(owner, name))
 
 
 def check_sequence(owner: object, name: str, value: Any) -> Sequence:
     if isinstance(value, str | bytes) or not isinstance(value, Sequence) or not value:
-        _fail(owner, name, value, "a non-empty list")
+        raise OptionError(f"{_where(owner, name)} must be a non-empty list, got {value!r}")
     return value
 
 
@@ -157,9 +144,12 @@ def check_clip_score(owner: object, name: Any) -> bool:
     try:
         spec = score_spec(name)
     except (ValueError, TypeError) as err:
-        raise InvalidHeadParameter(f"{type(owner).__name__}: scoring: {err}") from None
+        raise OptionError(f"{type(owner).__name__}: scoring: {err}") from None
     if spec.event:
-        _fail(owner, "scoring", name, "a clip-level score (heads score clip arrays)")
+        raise OptionError(
+            f"{_where(owner, 'scoring')} must be a clip-level score (heads score clip arrays), "
+            f"got {name!r}"
+        )
     return spec.maximize
 
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from ...options import OptionError
 from ...tasks.scores import MAP_ALL_CLASSES, MAP_CONVENTIONS
 from .base import (
-    InvalidHeadParameter,
     TorchHead,
     check_bool,
     check_clip_score,
@@ -101,7 +101,7 @@ class LinearProbeClassifier(TorchHead):
         check_bool(self, "multilabel", self.multilabel)
         check_clip_score(self, self.scoring)
         if self.map_convention not in MAP_CONVENTIONS:
-            raise InvalidHeadParameter(
+            raise OptionError(
                 f"LinearProbeClassifier: map_convention must be one of {MAP_CONVENTIONS}, "
                 f"got {self.map_convention!r}"
             )

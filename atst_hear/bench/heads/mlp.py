@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ...options import OptionError
 from .base import (
-    InvalidHeadParameter,
     Scorer,
     TorchHead,
     check_bool,
@@ -72,25 +72,23 @@ def head_config(conf: Mapping[str, Any], in_dim: int, out_dim: int) -> HeadConfi
 
 def check_grid_point(conf: Any, where: str) -> None:
     if not isinstance(conf, Mapping):
-        raise InvalidHeadParameter(f"{where} must be a mapping, got {conf!r}")
+        raise OptionError(f"{where} must be a mapping, got {conf!r}")
     missing = [k for k in TRAINED_KEYS if k not in conf]
     unknown = sorted(set(conf) - set(TRAINED_KEYS) - set(FIXED_KEYS))
     if missing or unknown:
-        raise InvalidHeadParameter(f"{where}: missing keys {missing}, unknown keys {unknown}")
+        raise OptionError(f"{where}: missing keys {missing}, unknown keys {unknown}")
     for key, supported in FIXED_KEYS.items():
         if key in conf and conf[key] != supported:
-            raise InvalidHeadParameter(
-                f"{where}: {key}={conf[key]!r} is not supported (only {supported!r})"
-            )
+            raise OptionError(f"{where}: {key}={conf[key]!r} is not supported (only {supported!r})")
     if conf["initialization"] not in INITIALIZATIONS:
-        raise InvalidHeadParameter(
+        raise OptionError(
             f"{where}: initialization {conf['initialization']!r} is not one of {INITIALIZATIONS}"
         )
     if not (0 <= float(conf["dropout"]) < 1 and float(conf["lr"]) > 0):
-        raise InvalidHeadParameter(f"{where}: needs 0 <= dropout < 1 and lr > 0, got {conf!r}")
+        raise OptionError(f"{where}: needs 0 <= dropout < 1 and lr > 0, got {conf!r}")
     counts = ("hidden_dim", "batch_size", "max_epochs", "check_val_every_n_epoch", "patience")
     if int(conf["hidden_layers"]) < 0 or any(int(conf[k]) < 1 for k in counts):
-        raise InvalidHeadParameter(
+        raise OptionError(
             f"{where}: hidden_layers must be >= 0 and {list(counts)} >= 1, got {conf!r}"
         )
 
@@ -131,19 +129,19 @@ class HearMLPClassifier(TorchHead):
             check_grid_point(conf, f"HearMLPClassifier: param_grid[{i}]")
         check_bool(self, "multilabel", self.multilabel)
         if callable(self.scoring) and not isinstance(self.greater_is_better, bool):
-            raise InvalidHeadParameter(
+            raise OptionError(
                 "HearMLPClassifier: a callable scoring needs greater_is_better true or false, "
                 f"got {self.greater_is_better!r}"
             )
         if not callable(self.scoring):
             check_clip_score(self, self.scoring)
             if self.greater_is_better is not None:
-                raise InvalidHeadParameter(
+                raise OptionError(
                     f"HearMLPClassifier: scoring {self.scoring!r} knows its direction; leave "
                     "greater_is_better unset"
                 )
         if self.point_ids is not None and len(self.point_ids) != len(grid):
-            raise InvalidHeadParameter(
+            raise OptionError(
                 f"HearMLPClassifier: {len(grid)} grid points need {len(grid)} point_ids, got "
                 f"{len(self.point_ids)}"
             )

@@ -120,8 +120,6 @@ class EvarLinear(Protocol):
         )
         if score_spec(task.primary_score).event:
             raise ValueError(f"{task.path}: primary score {task.primary_score!r} needs events")
-        if not isinstance(params["crop"], bool):
-            raise ValueError(f"evar-linear: crop must be true or false, got {params['crop']!r}")
         head = EvarLinearClassifier(
             lr=params["lr"],
             epochs=params["epochs"],
